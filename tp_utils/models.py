@@ -1,0 +1,202 @@
+"""Model loading, readable layer names, and activation capture through forward hooks."""
+from __future__ import annotations
+
+import difflib
+import io
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import torch
+import torchvision
+from torch import nn
+
+from .assets import cache_dir, fetch, sha256
+
+DEFAULT_MODEL = "squeezenet1_0"
+TORCHVISION_MODELS = ("squeezenet1_0", "squeezenet1_1", "alexnet", "vgg11", "vgg13", "vgg16",
+                      "vgg19", "resnet18", "resnet34", "resnet50")
+_DECODER_VERSION = 1
+
+
+class WeightsUnavailableError(RuntimeError):
+    """Pretrained weights are neither on disk nor downloadable."""
+
+
+def _squeezenet_deep_compression() -> nn.Module:
+    from .squeezenet import state_dict_from_file
+
+    path = fetch("compressed_SqueezeNet.net")
+    cached = cache_dir() / f"squeezenet1_0-deep-compression-v{_DECODER_VERSION}-{sha256(path)[:16]}.pt"
+    state = None
+    if cached.exists():
+        try:
+            state = torch.load(cached, map_location="cpu", weights_only=True)
+        except Exception:  # a truncated cache file: decode again
+            state = None
+    if state is None:
+        state = state_dict_from_file(Path(path).read_bytes())
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        tmp = cached.with_suffix(".tmp")
+        tmp.write_bytes(buffer.getvalue())
+        tmp.replace(cached)
+    model = torchvision.models.squeezenet1_0(weights=None)
+    model.load_state_dict(state)
+    return model
+
+
+def _torchvision(name: str, pretrained: bool) -> nn.Module:
+    builder = torchvision.models.get_model_builder(name)
+    if not pretrained:
+        return builder(weights=None)
+    weights = torchvision.models.get_model_weights(name).DEFAULT
+    file = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+    try:
+        return builder(weights=weights)
+    except Exception as err:
+        raise WeightsUnavailableError(
+            f"the pretrained weights of {name} are not on this machine and could not be "
+            f"downloaded ({type(err).__name__}). Expected file: {file}. Online, run "
+            f"`tp fetch --model {name}` once; offline, copy {weights.url} to {file} "
+            "(set TORCH_HOME to change that folder). To run the code without them, "
+            f"use load_model({name!r}, pretrained=False) (random weights)."
+        ) from err
+
+
+def load_model(name: str = DEFAULT_MODEL, pretrained: bool = True, device=None) -> nn.Module:
+    """An ImageNet classifier in eval mode with frozen parameters and out-of-place ReLUs.
+
+    ``squeezenet1_0`` (the default) comes from the 676 kB Deep Compression file,
+    decoded by :mod:`tp_utils.squeezenet`; other names come through torchvision's
+    weights API and its cache (``TORCH_HOME``). ``pretrained=False`` gives random
+    weights (for offline tests of code paths). The model takes normalized RGB
+    ``(N, 3, H, W)`` input (see :func:`tp_utils.preprocess`) and returns ``(N, 1000)`` logits.
+    """
+    if name not in TORCHVISION_MODELS:
+        close = difflib.get_close_matches(name, TORCHVISION_MODELS, n=3)
+        raise ValueError(f"unknown model {name!r}" + (f"; did you mean {close[0]!r}?" if close else "")
+                         + f" Available: {', '.join(TORCHVISION_MODELS)}")
+    if name == "squeezenet1_0" and pretrained:
+        model = _squeezenet_deep_compression()
+    else:
+        model = _torchvision(name, pretrained)
+    for module in model.modules():
+        if isinstance(module, nn.ReLU):
+            module.inplace = False  # in-place ReLUs overwrite tensors that hooks captured
+    model.requires_grad_(False).eval()
+    model.register_forward_pre_hook(_check_input)
+    model.name = name
+    return model.to(device) if device is not None else model
+
+
+MIN_INPUT_SIZE = 32
+
+
+def _check_input(module: nn.Module, args: tuple) -> None:
+    x = args[0] if args else None
+    if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != 3:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"the model expects a (N, 3, H, W) tensor, got {shape}; "
+                         "use tp_utils.preprocess(image) to make one")
+    if min(x.shape[-2:]) < MIN_INPUT_SIZE:
+        raise ValueError(f"input of {x.shape[-2]}x{x.shape[-1]} pixels is too small for "
+                         f"{getattr(module, 'name', 'the model')}: use at least "
+                         f"{MIN_INPUT_SIZE}x{MIN_INPUT_SIZE} (224x224 for classification)")
+
+
+def layer_names(model: nn.Module) -> dict[str, str]:
+    """Readable aliases -> module paths, e.g. ``{"conv1": "features.0", "fire2": "features.3"}``.
+
+    SqueezeNet: conv1, relu1, pool1, fire2..fire9 (and pools named after the fire
+    before them), conv10. VGG / AlexNet: conv{block}_{k}, relu{block}_{k},
+    pool{block}, fc6..fc8. Other models (ResNet) keep their own module paths.
+    """
+    aliases: dict[str, str] = {}
+    features = getattr(model, "features", None)
+    classifier = getattr(model, "classifier", None)
+    if isinstance(features, nn.Sequential):
+        if any(isinstance(m, torchvision.models.squeezenet.Fire) for m in features):
+            n = 0
+            for i, m in enumerate(features):
+                if isinstance(m, nn.Conv2d):
+                    n += 1
+                    aliases[f"conv{n}"] = f"features.{i}"
+                elif isinstance(m, torchvision.models.squeezenet.Fire):
+                    n += 1
+                    aliases[f"fire{n}"] = f"features.{i}"
+                elif isinstance(m, nn.ReLU):
+                    aliases[f"relu{n}"] = f"features.{i}"
+                elif isinstance(m, nn.MaxPool2d):
+                    aliases[f"pool{n}"] = f"features.{i}"
+            for i, m in enumerate(classifier or []):
+                kind = {nn.Conv2d: "conv", nn.ReLU: "relu", nn.AdaptiveAvgPool2d: "pool"}.get(type(m))
+                if kind:
+                    aliases[f"{kind}{n + 1}"] = f"classifier.{i}"
+        else:
+            block, k = 1, 0
+            for i, m in enumerate(features):
+                if isinstance(m, nn.Conv2d):
+                    k += 1
+                    aliases[f"conv{block}_{k}"] = f"features.{i}"
+                elif isinstance(m, nn.ReLU):
+                    aliases[f"relu{block}_{k}"] = f"features.{i}"
+                elif isinstance(m, nn.MaxPool2d):
+                    aliases[f"pool{block}"] = f"features.{i}"
+                    block, k = block + 1, 0
+            fc = 6
+            for i, m in enumerate(classifier or []):
+                if isinstance(m, nn.Linear):
+                    aliases[f"fc{fc}"] = f"classifier.{i}"
+                    fc += 1
+                elif isinstance(m, nn.ReLU):
+                    aliases[f"relu{fc - 1}"] = f"classifier.{i}"
+    return aliases
+
+
+def get_layer(model: nn.Module, name: str) -> nn.Module:
+    """The submodule called ``name``: an alias of :func:`layer_names` (``"fire2"``,
+    ``"fire2.expand3x3"``, ``"conv4_3"``) or a module path (``"features.3"``)."""
+    modules = dict(model.named_modules())
+    aliases = layer_names(model)
+    head, _, rest = name.partition(".")
+    path = aliases[head] + ("." + rest if rest else "") if head in aliases else name
+    if path in modules and path != "":
+        return modules[path]
+    known = list(aliases) + [n for n in modules if n]
+    close = difflib.get_close_matches(name, known, n=3)
+    raise KeyError(f"{name!r} is not a layer of this {type(model).__name__}"
+                   + (f"; did you mean {', '.join(map(repr, close))}?" if close else "")
+                   + f" Readable names: {', '.join(aliases) or 'see model.named_modules()'}")
+
+
+@contextmanager
+def capture_activations(model: nn.Module, layers: str | Sequence[str],
+                        detach: bool = True) -> Iterator[dict[str, torch.Tensor]]:
+    """Record the outputs of ``layers`` during the forward passes run inside the block.
+
+    Yields a dict ``{layer name: output tensor}`` (the last forward pass wins).
+    With ``detach=False`` the tensors stay in the autograd graph (for losses on
+    features). The hooks are removed when the block exits, also on errors::
+
+        with capture_activations(model, ["conv1", "fire9"]) as acts:
+            model(x)
+        acts["conv1"].shape  # (N, 96, 109, 109)
+    """
+    names = [layers] if isinstance(layers, str) else list(layers)
+    modules = [get_layer(model, n) for n in names]  # fail before registering anything
+    acts: dict[str, torch.Tensor] = {}
+    handles = []
+
+    def make_hook(key):
+        def hook(module, inputs, output):
+            acts[key] = output.detach().clone() if detach else output
+        return hook
+
+    try:
+        for key, module in zip(names, modules):
+            handles.append(module.register_forward_hook(make_hook(key)))
+        yield acts
+    finally:
+        for handle in handles:
+            handle.remove()
