@@ -8,3 +8,5 @@ from .models import (WeightsUnavailableError, capture_activations, get_layer, la
                      load_model)
 
 __version__ = "0.1.0"
+from .plotting import overlay_heatmap, plot_topk, show_images
+from . import checks, regularizers

@@ -1,0 +1,121 @@
+"""The course command line: ``tp fetch | demo | generate | check | run``."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _root() -> Path:
+    """The course checkout: the package's parent (editable install), else the current folder."""
+    return ROOT if (ROOT / "solutions").is_dir() else Path.cwd()
+
+
+def cmd_fetch(args) -> int:
+    from . import assets, models
+
+    for name, path in assets.fetch_all().items():
+        print(f"{name:28s} {path}")
+    for name in args.model or []:
+        models.load_model(name)
+        print(f"{name:28s} torchvision weights in the torch hub cache")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    import torch
+
+    from . import class_name, get_device, load_model, preprocess, SAMPLE_IMAGES
+
+    device = get_device(args.device)
+    start = time.perf_counter()
+    model = load_model(device=device)
+    print(f"device: {device}; model squeezenet1_0 loaded in {time.perf_counter() - start:.2f} s")
+    for name in SAMPLE_IMAGES:
+        with torch.no_grad():
+            probs = model(preprocess(name).to(device)).softmax(dim=1)[0]
+        values, indices = probs.topk(5)
+        top = ", ".join(f"{class_name(int(i))} {float(v):.2f}" for v, i in zip(values, indices))
+        print(f"{name:13s} {top}")
+    return 0
+
+
+def cmd_generate(args) -> int:
+    from .student import generate
+
+    root = _root()
+    for path in generate(root / "solutions", root / "notebooks"):
+        print(f"wrote {path.relative_to(root)}")
+    return 0
+
+
+def cmd_check(args) -> int:
+    from .student import check
+
+    root = _root()
+    problems = check(root / "solutions", root / "notebooks")
+    for p in problems:
+        print(p)
+    n = len(list((root / "solutions").glob("*.ipynb")))
+    print(f"{n} solution notebooks, {len(problems)} problems")
+    return 1 if problems else 0
+
+
+def cmd_run(args) -> int:
+    import nbformat
+    from nbclient import NotebookClient
+
+    root = _root()
+    paths = [Path(p) for p in args.notebooks] or sorted((root / "solutions").glob("*.ipynb"))
+    failed = 0
+    for path in paths:
+        nb = nbformat.read(path, as_version=4)
+        start = time.perf_counter()
+        try:
+            NotebookClient(nb, timeout=args.timeout, kernel_name="python3",
+                           resources={"metadata": {"path": str(path.parent)}}).execute()
+            status = "ok"
+        except Exception as err:  # report and go on with the next notebook
+            status, failed = f"FAILED: {type(err).__name__}: {str(err).splitlines()[0][:200]}", failed + 1
+        print(f"{path.name:40s} {time.perf_counter() - start:7.1f} s  {status}", flush=True)
+        if args.inplace and status == "ok":
+            nbformat.write(nb, path)
+    return 1 if failed else 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="tp", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("fetch", help="download every asset (weights, paintings) ahead of an offline class")
+    p.add_argument("--model", action="append", help="also fetch a torchvision model's weights (e.g. vgg16)")
+    p.set_defaults(func=cmd_fetch)
+    p = sub.add_parser("demo", help="classify the sample photos headless (checks the install)")
+    p.add_argument("--device", help="cpu, cuda, mps (default: the best available)")
+    p.set_defaults(func=cmd_demo)
+    p = sub.add_parser("generate", help="write notebooks/ from solutions/")
+    p.set_defaults(func=cmd_generate)
+    p = sub.add_parser("check", help="check that notebooks/ is in sync, output-free and leak-free")
+    p.set_defaults(func=cmd_check)
+    p = sub.add_parser("run", help="run solution notebooks headless and time them")
+    p.add_argument("notebooks", nargs="*", help="notebooks to run (default: solutions/*.ipynb)")
+    p.add_argument("--inplace", action="store_true", help="write the new outputs back into the notebooks")
+    p.add_argument("--timeout", type=int, default=600, help="per-cell timeout in seconds")
+    p.set_defaults(func=cmd_run)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except Exception as err:  # one clear line, not a traceback, for expected failures
+        from .assets import AssetError
+        from .models import WeightsUnavailableError
+
+        if isinstance(err, (AssetError, WeightsUnavailableError)):
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""Image regularizers for feature visualization, as small composable torch functions.
+
+Transforms map an image batch ``(N, C, H, W)`` to another and are built by
+factories (``jitter(8)``, ``blur(1.0)``) so they chain with :func:`compose`; they
+are differentiable, so applying them inside the forward pass also transforms the
+gradient. Penalties (:func:`l2`, :func:`tv`) map a batch to a scalar to add to a loss::
+
+    transform = compose([jitter(8), blur(0.5), clip_small_grads(10)])
+    loss = -model(transform(img))[0, c] + 1e-3 * l2(img) + 1e-4 * tv(img)
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+Transform = Callable[[torch.Tensor], torch.Tensor]
+
+
+def compose(transforms: Sequence[Transform]) -> Transform:
+    """Apply ``transforms`` in order."""
+    def inner(x: torch.Tensor) -> torch.Tensor:
+        for t in transforms:
+            x = t(x)
+        return x
+    return inner
+
+
+def roll(x: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
+    """Shift ``x`` cyclically by ``dx`` pixels right and ``dy`` pixels down."""
+    return torch.roll(x, shifts=(dy, dx), dims=(-2, -1))
+
+
+def jitter(d: int, generator: torch.Generator | None = None) -> Transform:
+    """Random cyclic shift by up to ``d`` pixels in each direction (new shift per call)."""
+    def inner(x: torch.Tensor) -> torch.Tensor:
+        dx, dy = torch.randint(-d, d + 1, (2,), generator=generator).tolist()
+        return roll(x, dx, dy)
+    return inner
+
+
+def gaussian_kernel(sigma: float) -> torch.Tensor:
+    """Normalized 1-D Gaussian of standard deviation ``sigma``, radius ``ceil(3 sigma)``."""
+    radius = max(1, math.ceil(3 * sigma))
+    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    k = torch.exp(-0.5 * (x / sigma) ** 2)
+    return k / k.sum()
+
+
+def blur(sigma: float, padding: str = "reflect") -> Transform:
+    """Separable Gaussian blur of each channel (``padding``: "reflect" or "circular").
+
+    The kernel sums to 1, so a constant image is unchanged; with "circular"
+    padding the mean of every channel is kept exactly.
+    """
+    def inner(x: torch.Tensor) -> torch.Tensor:
+        if sigma <= 0:
+            return x
+        k = gaussian_kernel(sigma).to(x)
+        c, r = x.shape[1], k.numel() // 2
+        if padding == "reflect" and r >= min(x.shape[-2:]):
+            raise ValueError(f"blur(sigma={sigma}) needs images larger than {r} pixels")
+        x = F.pad(x, (r, r, r, r), mode=padding)
+        x = F.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+        return F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+    return inner
+
+
+def _small_pixels(t: torch.Tensor, percentile: float) -> torch.Tensor:
+    """``(N, 1, H, W)`` mask of the pixels whose norm over channels is below ``percentile``."""
+    norm = t.detach().norm(dim=1, keepdim=True)
+    threshold = torch.quantile(norm.flatten(1).float(), percentile / 100.0, dim=1)
+    return norm < threshold.view(-1, 1, 1, 1).to(norm)
+
+
+def clip_small_values(percentile: float) -> Transform:
+    """Zero the pixels whose norm over channels is in the lowest ``percentile`` percent."""
+    def inner(x: torch.Tensor) -> torch.Tensor:
+        return x.masked_fill(_small_pixels(x, percentile), 0.0)
+    return inner
+
+
+def clip_small_grads(percentile: float) -> Transform:
+    """Identity forward; backward, zero the gradient of the pixels whose gradient norm
+    is in the lowest ``percentile`` percent (only the pixels that matter move)."""
+    def inner(x: torch.Tensor) -> torch.Tensor:
+        if not x.requires_grad:
+            return x
+        y = x.view_as(x)
+        y.register_hook(lambda g: g.masked_fill(_small_pixels(g, percentile), 0.0))
+        return y
+    return inner
+
+
+def l2(x: torch.Tensor) -> torch.Tensor:
+    """Squared L2 norm ``sum x^2`` (the lecture's ``||I||^2``)."""
+    return (x ** 2).sum()
+
+
+def tv(x: torch.Tensor, beta: float = 2.0) -> torch.Tensor:
+    """Total variation ``sum |x[i+1, j] - x[i, j]|^beta + |x[i, j+1] - x[i, j]|^beta``."""
+    dh = (x[..., 1:, :] - x[..., :-1, :]).abs() ** beta
+    dw = (x[..., :, 1:] - x[..., :, :-1]).abs() ** beta
+    return dh.sum() + dw.sum()

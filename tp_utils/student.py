@@ -1,0 +1,123 @@
+"""Generate student notebooks from solutions and check that they stay in sync.
+
+In a solution notebook, code between ``### BEGIN SOLUTION`` and ``### END SOLUTION``
+becomes ``# YOUR CODE HERE`` / ``raise NotImplementedError()`` (same indentation);
+in markdown cells, text between ``<!-- BEGIN SOLUTION -->`` and ``<!-- END SOLUTION -->``
+(or the ``###`` markers) becomes ``YOUR ANSWER HERE``. Outputs are dropped.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+
+_BEGIN = re.compile(r"^(\s*)(### BEGIN SOLUTION|<!-- BEGIN SOLUTION -->)\s*$")
+_END = re.compile(r"^\s*(### END SOLUTION|<!-- END SOLUTION -->)\s*$")
+CODE_STUB = ["# YOUR CODE HERE", "raise NotImplementedError()"]
+ANSWER_STUB = ["YOUR ANSWER HERE"]
+MIN_SECRET_CHARS = 8  # shorter solution lines ("return x") are too common to count as leaks
+
+
+def split_solution(source: str, markdown: bool = False) -> tuple[str, list[str]]:
+    """``(student source, solution lines removed)`` for one cell's source."""
+    out, removed, indent, inside = [], [], "", False
+    for line in source.splitlines():
+        begin, end = _BEGIN.match(line), _END.match(line)
+        if begin and not inside:
+            inside, indent = True, begin.group(1)
+            out += [indent + s for s in (ANSWER_STUB if markdown else CODE_STUB)]
+        elif end and inside:
+            inside = False
+        elif end or begin:
+            raise ValueError(f"unbalanced solution markers near: {line.strip()!r}")
+        elif inside:
+            removed.append(line)
+        else:
+            out.append(line)
+    if inside:
+        raise ValueError("a BEGIN SOLUTION marker has no END SOLUTION")
+    return "\n".join(out), removed
+
+
+def make_student(solution: nbformat.NotebookNode, source_name: str = "") -> nbformat.NotebookNode:
+    """The student version of a solution notebook: stubs instead of solutions, no outputs."""
+    nb = nbformat.v4.new_notebook(metadata={
+        "kernelspec": solution.metadata.get("kernelspec", {"name": "python3", "display_name": "Python 3",
+                                                           "language": "python"}),
+        "language_info": {"name": "python"},
+        "tp": {"generated_from": source_name, "edit": "do not edit: run `tp generate`"},
+    })
+    for cell in solution.cells:
+        source, _ = split_solution(cell.source, markdown=cell.cell_type == "markdown")
+        tags = cell.get("metadata", {}).get("tags", [])
+        meta = {"tags": list(tags)} if tags else {}
+        if cell.cell_type == "code":
+            nb.cells.append(nbformat.v4.new_code_cell(source, metadata=meta))
+        elif cell.cell_type == "markdown":
+            nb.cells.append(nbformat.v4.new_markdown_cell(source, metadata=meta))
+        else:
+            nb.cells.append(nbformat.v4.new_raw_cell(source, metadata=meta))
+    for i, cell in enumerate(nb.cells):  # stable ids, so regenerating changes nothing
+        cell["id"] = f"cell-{i}"
+    return nb
+
+
+def secret_lines(solution: nbformat.NotebookNode) -> set[str]:
+    """Stripped solution-region lines that appear nowhere else in the solution notebook."""
+    inside, outside = set(), set()
+    for cell in solution.cells:
+        student, removed = split_solution(cell.source, markdown=cell.cell_type == "markdown")
+        inside.update(ln.strip() for ln in removed)
+        outside.update(ln.strip() for ln in student.splitlines())
+    return {ln for ln in inside - outside if len(ln.replace(" ", "")) >= MIN_SECRET_CHARS}
+
+
+def find_leaks(student: nbformat.NotebookNode, solution: nbformat.NotebookNode) -> list[str]:
+    """Solution lines that appear in the student notebook (sources and outputs)."""
+    secrets = secret_lines(solution)
+    text = nbformat.writes(student)
+    seen = {ln.strip() for cell in student.cells for ln in cell.source.splitlines()}
+    return sorted(s for s in secrets if s in seen or s in text)
+
+
+def student_path(solution_path: Path, notebooks_dir: Path) -> Path:
+    return Path(notebooks_dir) / Path(solution_path).name
+
+
+def generate(solutions_dir: Path, notebooks_dir: Path) -> list[Path]:
+    """Write ``notebooks_dir/NAME.ipynb`` for every ``solutions_dir/NAME.ipynb``."""
+    Path(notebooks_dir).mkdir(parents=True, exist_ok=True)
+    written = []
+    for sol in sorted(Path(solutions_dir).glob("*.ipynb")):
+        student = make_student(nbformat.read(sol, as_version=4), f"solutions/{sol.name}")
+        out = student_path(sol, notebooks_dir)
+        out.write_text(nbformat.writes(student) + "\n", encoding="utf-8")
+        written.append(out)
+    return written
+
+
+def check(solutions_dir: Path, notebooks_dir: Path) -> list[str]:
+    """Problems found: student notebooks missing, stale, with outputs, or leaking solutions."""
+    problems = []
+    solutions = {p.name: p for p in Path(solutions_dir).glob("*.ipynb")}
+    students = {p.name: p for p in Path(notebooks_dir).glob("*.ipynb")}
+    for name in sorted(set(students) - set(solutions)):
+        problems.append(f"notebooks/{name} has no solution in solutions/")
+    for name, sol_path in sorted(solutions.items()):
+        if name not in students:
+            problems.append(f"notebooks/{name} is missing: run `tp generate`")
+            continue
+        solution = nbformat.read(sol_path, as_version=4)
+        on_disk = students[name].read_text(encoding="utf-8")
+        student = nbformat.reads(on_disk, as_version=4)
+        expected = nbformat.writes(make_student(solution, f"solutions/{name}")) + "\n"
+        if on_disk != expected:
+            problems.append(f"notebooks/{name} is out of date with solutions/{name}: run `tp generate`")
+        with_outputs = [i for i, c in enumerate(student.cells)
+                        if c.cell_type == "code" and (c.get("outputs") or c.get("execution_count"))]
+        if with_outputs:
+            problems.append(f"notebooks/{name}: cells {with_outputs} hold outputs")
+        for line in find_leaks(student, solution):
+            problems.append(f"notebooks/{name} leaks a solution line: {line!r}")
+    return problems
