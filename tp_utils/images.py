@@ -154,8 +154,20 @@ def _mean_std(device=None) -> tuple[torch.Tensor, torch.Tensor]:
     return mean, std
 
 
+def resize_crop(img: ImageLike, size: int | None = 224, crop: bool = True) -> Image.Image:
+    """The geometric part of :func:`preprocess`: an RGB PIL image, resized (and cropped)."""
+    img = load_image(img)
+    if size is None:
+        return img
+    if size < 16:
+        raise ValueError(f"size={size} is too small; use at least 16 pixels (224 for classification)")
+    short = int(size * 256 / 224) if crop else size
+    img = TF.resize(img, short, interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
+    return TF.center_crop(img, size) if crop else img
+
+
 def preprocess(img: ImageLike, size: int | None = 224, crop: bool = True) -> torch.Tensor:
-    """Image -> normalized ``(1, 3, H, W)`` float32 tensor.
+    """Image -> normalized ``(1, 3, H, W)`` float32 tensor ``(rgb / 255 - mean) / std``.
 
     ``crop=True`` (classification): resize the shorter side to ``size * 256 / 224``
     then center-crop ``size x size`` (torchvision's ImageNet evaluation transform:
@@ -163,14 +175,7 @@ def preprocess(img: ImageLike, size: int | None = 224, crop: bool = True) -> tor
     ``crop=False``: resize the shorter side to ``size`` and keep the aspect ratio.
     ``size=None`` keeps the image as it is.
     """
-    img = load_image(img)
-    if size is not None:
-        if size < 16:
-            raise ValueError(f"size={size} is too small; use at least 16 pixels (224 for classification)")
-        short = int(size * 256 / 224) if crop else size
-        img = TF.resize(img, short, interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
-        if crop:
-            img = TF.center_crop(img, size)
+    img = resize_crop(img, size, crop)
     x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
     mean, std = _mean_std()
     return (x - mean) / std
