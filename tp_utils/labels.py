@@ -25,19 +25,29 @@ def class_name(index: int) -> str:
 
 
 def class_index(name: str | int) -> int:
-    """Index of an ImageNet class from its name (case-insensitive) or index.
+    """Index of an ImageNet class from its name or index.
 
-    An unknown name raises ``KeyError`` listing the closest names.
+    Names are matched exactly, then case-insensitively (one pair differs only by
+    case: "Cardigan", the dog, 264, and "cardigan", the sweater, 474). An unknown
+    name raises ``KeyError`` listing the closest names.
     """
     if not isinstance(name, str):
         class_name(name)  # validates type and range
         return int(name)
-    lookup = {n.lower(): i for i, n in enumerate(imagenet_classes())}
-    key = " ".join(name.lower().replace("_", " ").split())
-    if key in lookup:
-        return lookup[key]
+    names = imagenet_classes()
+    key = " ".join(name.replace("_", " ").split())
+    if key in names:  # exact match first: "Cardigan" (the dog) vs "cardigan" (the sweater)
+        return names.index(key)
+    matches = [i for i, n in enumerate(names) if n.lower() == key.lower()]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise KeyError(f"{name!r} is ambiguous: " + ", ".join(f"{names[i]!r} = {i}" for i in matches)
+                       + "; write the name with its exact case, or pass the index")
+    lookup = {n.lower(): i for i, n in enumerate(names)}
+    key = key.lower()
     close = difflib.get_close_matches(key, lookup, n=5, cutoff=0.6)
     close += [n for n in lookup if key and key in n and n not in close][: 5 - len(close)]
-    hint = f"; did you mean {', '.join(repr(imagenet_classes()[lookup[c]]) for c in close)}?" if close else ""
+    hint = f"; did you mean {', '.join(repr(names[lookup[c]]) for c in close)}?" if close else ""
     raise KeyError(f"{name!r} is not an ImageNet class name{hint} "
                    "(see tp_utils.imagenet_classes() for the full list)")
