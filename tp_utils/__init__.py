@@ -2,7 +2,8 @@
 from .assets import AssetError, cache_dir, data_dir, fetch, fetch_all
 from .device import get_device, seed_everything
 from .images import (IMAGENET_MEAN, IMAGENET_STD, PAINTINGS, SAMPLE_IMAGES, clamp_normalized,
-                     deprocess, load_image, preprocess, resize_crop, sample_images)
+                     crop_bank, deprocess, load_image, preprocess, resize_crop,
+                     sample_images)
 from .labels import class_index, class_name, imagenet_classes
 from .models import (WeightsUnavailableError, capture_activations, get_layer, layer_names,
                      load_model)

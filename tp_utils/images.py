@@ -196,3 +196,30 @@ def clamp_normalized(x: torch.Tensor) -> torch.Tensor:
     """Clamp a normalized ``(N, 3, H, W)`` tensor to the range of real images (pixels in [0, 1])."""
     mean, std = _mean_std(x.device)
     return torch.max(torch.min(x, (1 - mean) / std), -mean / std)
+
+
+def crop_bank(names=None, size: int = 128, scales=(1.0, 0.7, 0.5), flips: bool = True
+              ) -> tuple[torch.Tensor, list[str]]:
+    """A bank of normalized crops of the sample photos, each labelled with its source.
+
+    For each photo (default: every sample), the largest centred square and, at each
+    scale ``s < 1``, a grid of squares of side ``s`` times that (a ``n x n`` grid with
+    ``n = round(1 / s) + 1``, corners included), each resized to ``size``; with
+    ``flips``, their mirror images too. Returns ``(crops (N, 3, size, size), sources)``.
+    """
+    crops, sources = [], []
+    for name in names or SAMPLE_IMAGES:
+        img = load_image(name)
+        side = min(img.size)
+        boxes = []
+        for s in scales:
+            c = round(side * s)
+            n = 1 if s >= 1 else round(1 / s) + 1
+            xs = np.linspace(0, img.width - c, n).round().astype(int) if n > 1 else [(img.width - c) // 2]
+            ys = np.linspace(0, img.height - c, n).round().astype(int) if n > 1 else [(img.height - c) // 2]
+            boxes += [(int(x), int(y), int(x) + c, int(y) + c) for y in ys for x in xs]
+        for box in boxes:
+            x = preprocess(img.crop(box), size=size, crop=False)
+            crops += [x, x.flip(-1)] if flips else [x]
+            sources += [name] * (2 if flips else 1)
+    return torch.cat(crops), sources

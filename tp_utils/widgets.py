@@ -1,0 +1,51 @@
+"""Interactive explorers (ipywidgets) that also show their default view when run headless.
+
+The view is an image displayed with a ``display_id``: the first view is a normal
+cell output (so it is saved in the notebook and rendered by nbval / nbconvert), and
+each change of a control replaces it in place.
+"""
+from __future__ import annotations
+
+import io
+from typing import Callable, Mapping, Sequence
+
+import matplotlib.pyplot as plt
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight", dpi=80)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def explorer(draw: Callable[..., "plt.Figure"], controls: Mapping[str, Sequence]):
+    """Show ``draw(**values)`` with one control per keyword; returns the controls box.
+
+    ``controls`` maps a keyword to its choices: a list of values gives a dropdown,
+    a ``range`` gives an integer slider. The first choice of each is the default view.
+    """
+    import ipywidgets as W
+    from IPython.display import Image, display
+
+    widgets = {}
+    for key, choices in controls.items():
+        if isinstance(choices, range):
+            widgets[key] = W.IntSlider(value=choices.start, min=choices.start, max=choices.stop - 1,
+                                       step=choices.step, description=key, continuous_update=False)
+        else:
+            widgets[key] = W.Dropdown(options=list(choices), value=list(choices)[0], description=key)
+
+    def render():
+        return Image(_png(draw(**{k: w.value for k, w in widgets.items()})))
+
+    box = W.HBox(list(widgets.values()))
+    display(box)
+    handle = display(render(), display_id=True)
+
+    def update(_change):
+        handle.update(render())
+
+    for w in widgets.values():
+        w.observe(update, names="value")
+    return box
