@@ -19,22 +19,26 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
-def explorer(draw: Callable[..., "plt.Figure"], controls: Mapping[str, Sequence]):
+def explorer(draw: Callable[..., "plt.Figure"], controls: Mapping[str, Sequence],
+             defaults: Mapping | None = None):
     """Show ``draw(**values)`` with one control per keyword; returns the controls box.
 
     ``controls`` maps a keyword to its choices: a list of values gives a dropdown,
-    a ``range`` gives an integer slider. The first choice of each is the default view.
+    a ``range`` gives an integer slider. The default view uses ``defaults`` where
+    given, else the first choice of each control.
     """
+    defaults = dict(defaults or {})
     import ipywidgets as W
     from IPython.display import Image, display
 
     widgets = {}
     for key, choices in controls.items():
         if isinstance(choices, range):
-            widgets[key] = W.IntSlider(value=choices.start, min=choices.start, max=choices.stop - 1,
+            widgets[key] = W.IntSlider(value=defaults.get(key, choices.start), min=choices.start, max=choices.stop - 1,
                                        step=choices.step, description=key, continuous_update=False)
         else:
-            widgets[key] = W.Dropdown(options=list(choices), value=list(choices)[0], description=key)
+            widgets[key] = W.Dropdown(options=list(choices), value=defaults.get(key, list(choices)[0]),
+                                      description=key)
 
     def render():
         return Image(_png(draw(**{k: w.value for k, w in widgets.items()})))
