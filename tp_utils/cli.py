@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -68,6 +69,7 @@ def cmd_run(args) -> int:
     import nbformat
     from nbclient import NotebookClient
 
+    os.environ.setdefault("TQDM_DISABLE", "1")  # progress bars are noise in stored outputs
     root = _root()
     paths = [Path(p) for p in args.notebooks] or sorted((root / "solutions").glob("*.ipynb"))
     failed = 0
@@ -79,7 +81,8 @@ def cmd_run(args) -> int:
                            resources={"metadata": {"path": str(path.parent)}}).execute()
             status = "ok"
         except Exception as err:  # report and go on with the next notebook
-            status, failed = f"FAILED: {type(err).__name__}: {str(err).splitlines()[0][:200]}", failed + 1
+            lines = [ln for ln in str(err).splitlines() if ln.strip()]
+            status, failed = f"FAILED: {type(err).__name__}\n  " + "\n  ".join(lines[-6:]), failed + 1
         print(f"{path.name:40s} {time.perf_counter() - start:7.1f} s  {status}", flush=True)
         if args.inplace and status == "ok":
             nbformat.write(nb, path)
