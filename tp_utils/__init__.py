@@ -10,4 +10,5 @@ from .models import (WeightsUnavailableError, capture_activations, get_layer, la
 
 __version__ = "0.1.0"
 from .plotting import overlay_heatmap, plot_topk, show_images
+from .progress import progress
 from . import checks, regularizers, widgets

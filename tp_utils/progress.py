@@ -1,0 +1,17 @@
+"""Progress bars for long loops: tqdm.auto, silent when ``$TQDM_DISABLE`` is set (CI, headless runs).
+
+tqdm's own ``TQDM_DISABLE`` does not reach its notebook widget, which always passes
+``disable=False``; this wrapper passes the variable on explicitly.
+"""
+from __future__ import annotations
+
+import os
+
+from tqdm.auto import tqdm
+
+
+def progress(iterable=None, **kwargs):
+    """``tqdm.auto.tqdm(iterable, **kwargs)``, disabled when ``$TQDM_DISABLE`` is 1/true/yes."""
+    if os.environ.get("TQDM_DISABLE", "").strip().lower() in ("1", "true", "yes"):
+        kwargs["disable"] = True
+    return tqdm(iterable, **kwargs)
