@@ -127,7 +127,7 @@ def layer_names(model: nn.Module) -> dict[str, str]:
                     aliases[f"fire{n}"] = f"features.{i}"
                 elif isinstance(m, nn.ReLU):
                     aliases[f"relu{n}"] = f"features.{i}"
-                elif isinstance(m, nn.MaxPool2d):
+                elif isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)):
                     aliases[f"pool{n}"] = f"features.{i}"
             for i, m in enumerate(classifier or []):
                 kind = {nn.Conv2d: "conv", nn.ReLU: "relu", nn.AdaptiveAvgPool2d: "pool"}.get(type(m))
@@ -141,7 +141,7 @@ def layer_names(model: nn.Module) -> dict[str, str]:
                     aliases[f"conv{block}_{k}"] = f"features.{i}"
                 elif isinstance(m, nn.ReLU):
                     aliases[f"relu{block}_{k}"] = f"features.{i}"
-                elif isinstance(m, nn.MaxPool2d):
+                elif isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)):
                     aliases[f"pool{block}"] = f"features.{i}"
                     block, k = block + 1, 0
             fc = 6
