@@ -1,0 +1,74 @@
+"""Plotting helpers, the explorer widget and the progress bar."""
+import matplotlib
+import numpy as np
+import pytest
+import torch
+
+import tp_utils as tp
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def test_show_images_grid():
+    imgs = [tp.preprocess("coffee", size=64), np.random.rand(10, 12), tp.load_image("chelsea")]
+    fig = tp.show_images(imgs, titles=["a", "b", "c"], ncols=2)
+    axes = fig.get_axes()
+    assert len(axes) == 4 and [len(ax.images) for ax in axes] == [1, 1, 1, 0]
+    assert axes[0].images[0].get_array().shape == (64, 64, 3)
+    assert axes[1].images[0].get_cmap().name == "gray"
+    plt.close(fig)
+
+
+def test_overlay_heatmap_resizes_and_rescales():
+    fig, ax = plt.subplots()
+    tp.overlay_heatmap(tp.preprocess("chelsea", size=64), torch.arange(16.0).view(4, 4), ax=ax)
+    base, heat = ax.images
+    assert heat.get_array().shape == (64, 64)
+    assert heat.get_array().min() == 0 and heat.get_array().max() == pytest.approx(1.0)
+    plt.close(fig)
+
+
+def test_plot_topk_labels():
+    probs = torch.zeros(1000)
+    probs[285], probs[967] = 0.7, 0.2
+    fig, ax = plt.subplots()
+    tp.plot_topk(probs, k=2, ax=ax)
+    top_down = sorted(ax.get_yticklabels(), key=lambda t: -t.get_position()[1])
+    assert [t.get_text() for t in top_down] == ["Egyptian cat", "espresso"]  # most probable on top
+    plt.close(fig)
+
+
+def test_explorer_shows_default_and_updates(monkeypatch):
+    import IPython.display
+
+    shown, calls = [], []
+
+    class Handle:
+        def update(self, obj):
+            shown.append(("update", obj))
+
+    def fake_display(obj, display_id=None):
+        shown.append(("display", obj))
+        return Handle() if display_id else None
+
+    monkeypatch.setattr(IPython.display, "display", fake_display)
+
+    def draw(letter, n):
+        calls.append((letter, n))
+        fig, ax = plt.subplots()
+        ax.plot([0, n])
+        return fig
+
+    box = tp.widgets.explorer(draw, {"letter": ["a", "b"], "n": range(1, 5)}, defaults={"n": 3})
+    assert calls == [("a", 3)]
+    assert shown[1][1].data[:4] == b"\x89PNG"
+    box.children[0].value = "b"
+    assert calls[-1] == ("b", 3) and shown[-1][0] == "update"
+
+
+def test_progress_is_silent_when_disabled(monkeypatch):
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    assert tp.progress(range(3)).disable
+    monkeypatch.setenv("TQDM_DISABLE", "")
+    assert list(tp.progress(range(3), disable=True)) == [0, 1, 2]
