@@ -88,3 +88,9 @@ def test_every_solution_notebook_has_exercises_and_answers():
         assert any("### BEGIN SOLUTION" in c.source for c in code), path.name
         assert any("<!-- BEGIN SOLUTION -->" in c.source for c in nb.cells if c.cell_type == "markdown"), path.name
         assert all(c.execution_count is not None for c in code if c.source.strip()), f"{path.name} has unexecuted cells"
+
+
+def test_figures_are_exported(tmp_path, capsys):
+    assert main(["figures", str(ROOT / "solutions" / "00_setup_and_tour.ipynb"), str(tmp_path)]) == 0
+    pngs = sorted(tmp_path.glob("*.png"))
+    assert len(pngs) == 2 and all(p.read_bytes()[:4] == b"\x89PNG" for p in pngs)

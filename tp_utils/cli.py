@@ -1,4 +1,4 @@
-"""The course command line: ``tp fetch | demo | generate | check | run``."""
+"""The course command line: ``tp fetch | demo | generate | check | run | figures``."""
 from __future__ import annotations
 
 import argparse
@@ -89,6 +89,26 @@ def cmd_run(args) -> int:
     return 1 if failed else 0
 
 
+def cmd_figures(args) -> int:
+    import base64
+
+    import nbformat
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    nb = nbformat.read(args.notebook, as_version=4)
+    n = 0
+    for i, cell in enumerate(nb.cells):
+        for j, output in enumerate(cell.get("outputs", [])):
+            png = output.get("data", {}).get("image/png")
+            if png:
+                path = out / f"{Path(args.notebook).stem}_cell{i:02d}_{j}.png"
+                path.write_bytes(base64.b64decode(png))
+                n += 1
+    print(f"{n} figures written to {out}")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="tp", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -107,6 +127,10 @@ def main(argv=None) -> int:
     p.add_argument("--inplace", action="store_true", help="write the new outputs back into the notebooks")
     p.add_argument("--timeout", type=int, default=600, help="per-cell timeout in seconds")
     p.set_defaults(func=cmd_run)
+    p = sub.add_parser("figures", help="save the figures stored in a notebook as PNG files, to review them")
+    p.add_argument("notebook")
+    p.add_argument("out", nargs="?", default="figures")
+    p.set_defaults(func=cmd_figures)
     args = parser.parse_args(argv)
     try:
         return args.func(args)
