@@ -11,7 +11,7 @@ import torch
 import torchvision
 from torch import nn
 
-from .assets import cache_dir, fetch, sha256
+from .assets import REGISTRY, cache_dir, fetch
 
 DEFAULT_MODEL = "squeezenet1_0"
 TORCHVISION_MODELS = ("squeezenet1_0", "squeezenet1_1", "alexnet", "vgg11", "vgg13", "vgg16",
@@ -26,8 +26,9 @@ class WeightsUnavailableError(RuntimeError):
 def _squeezenet_deep_compression() -> nn.Module:
     from .squeezenet import state_dict_from_file
 
-    path = fetch("compressed_SqueezeNet.net")
-    cached = cache_dir() / f"squeezenet1_0-deep-compression-v{_DECODER_VERSION}-{sha256(path)[:16]}.pt"
+    path = fetch("compressed_SqueezeNet.net")  # sha256-checked against REGISTRY
+    digest = REGISTRY["compressed_SqueezeNet.net"].split(":", 1)[1]
+    cached = cache_dir() / f"squeezenet1_0-deep-compression-v{_DECODER_VERSION}-{digest[:16]}.pt"
     state = None
     if cached.exists():
         try:
