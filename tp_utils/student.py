@@ -76,13 +76,14 @@ def secret_lines(solution: nbformat.NotebookNode) -> set[str]:
 def find_leaks(student: nbformat.NotebookNode, solution: nbformat.NotebookNode) -> list[str]:
     """Solution lines that appear in the student notebook (sources and outputs)."""
     secrets = secret_lines(solution)
-    text = nbformat.writes(student)
+    text = nbformat.writes(student)  # outputs too (sources there are JSON-escaped, hence `seen`)
     seen = {ln.strip() for cell in student.cells for ln in cell.source.splitlines()}
     return sorted(s for s in secrets if s in seen or s in text)
 
 
-def student_path(solution_path: Path, notebooks_dir: Path) -> Path:
-    return Path(notebooks_dir) / Path(solution_path).name
+def student_text(solution: nbformat.NotebookNode, name: str) -> str:
+    """The file content of the student version of ``solutions/NAME``."""
+    return nbformat.writes(make_student(solution, f"solutions/{name}")) + "\n"
 
 
 def generate(solutions_dir: Path, notebooks_dir: Path) -> list[Path]:
@@ -90,9 +91,8 @@ def generate(solutions_dir: Path, notebooks_dir: Path) -> list[Path]:
     Path(notebooks_dir).mkdir(parents=True, exist_ok=True)
     written = []
     for sol in sorted(Path(solutions_dir).glob("*.ipynb")):
-        student = make_student(nbformat.read(sol, as_version=4), f"solutions/{sol.name}")
-        out = student_path(sol, notebooks_dir)
-        out.write_text(nbformat.writes(student) + "\n", encoding="utf-8")
+        out = Path(notebooks_dir) / sol.name
+        out.write_text(student_text(nbformat.read(sol, as_version=4), sol.name), encoding="utf-8")
         written.append(out)
     return written
 
@@ -111,8 +111,7 @@ def check(solutions_dir: Path, notebooks_dir: Path) -> list[str]:
         solution = nbformat.read(sol_path, as_version=4)
         on_disk = students[name].read_text(encoding="utf-8")
         student = nbformat.reads(on_disk, as_version=4)
-        expected = nbformat.writes(make_student(solution, f"solutions/{name}")) + "\n"
-        if on_disk != expected:
+        if on_disk != student_text(solution, name):
             problems.append(f"notebooks/{name} is out of date with solutions/{name}: run `tp generate`")
         with_outputs = [i for i, c in enumerate(student.cells)
                         if c.cell_type == "code" and (c.get("outputs") or c.get("execution_count"))]
