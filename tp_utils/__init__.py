@@ -1,5 +1,5 @@
 """Helpers for the course "Visualizing and Understanding CNNs"."""
-from . import checks, regularizers, widgets
+from . import checks, notebook, regularizers, widgets
 from .assets import AssetError, cache_dir, data_dir, fetch, fetch_all
 from .device import get_device, seed_everything
 from .images import (IMAGENET_MEAN, IMAGENET_STD, PAINTINGS, SAMPLE_IMAGES, clamp_normalized,

@@ -178,7 +178,7 @@ def preprocess(img: ImageLike, size: int | None = 224, crop: bool = True) -> tor
     img = resize_crop(img, size, crop)
     x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
     mean, std = _mean_std()
-    return (x - mean) / std
+    return ((x - mean) / std).contiguous()  # standard NCHW layout (the permute left it channels-last)
 
 
 def deprocess(x: torch.Tensor) -> np.ndarray:
