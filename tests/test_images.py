@@ -114,3 +114,9 @@ def test_too_small_or_wrong_input_for_the_model(model):
     with pytest.raises(ValueError, match="preprocess"):
         model(torch.zeros(3, 224, 224))
     assert model(torch.zeros(1, 3, 32, 32)).shape == (1, 1000)
+
+
+def test_preprocess_returns_contiguous_nchw():
+    # a channels-last tensor would make student code that calls .view() fail, and runs the
+    # network through other kernels than a contiguous copy of the same image (different rounding)
+    assert tp.preprocess("chelsea").is_contiguous()
