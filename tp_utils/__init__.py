@@ -1,13 +1,48 @@
-"""Helpers for the course "Visualizing and Understanding CNNs"."""
-from . import checks, notebook, regularizers, widgets
-from .assets import AssetError, cache_dir, data_dir, fetch, fetch_all
-from .device import get_device, seed_everything
-from .images import (IMAGENET_MEAN, IMAGENET_STD, PAINTINGS, SAMPLE_IMAGES, clamp_normalized,
-                     crop_bank, deprocess, load_image, preprocess, resize_crop, sample_images)
-from .labels import class_index, class_name, imagenet_classes
-from .models import (WeightsUnavailableError, capture_activations, get_layer, layer_names,
-                     load_model)
-from .plotting import overlay_heatmap, plot_topk, show_images
-from .progress import progress
+"""Helpers for the course "Visualizing and Understanding CNNs".
+
+Everything is imported lazily (PEP 562): ``import tp_utils`` is instant and
+``tp --help`` does not load PyTorch; ``tp_utils.load_model`` imports
+:mod:`tp_utils.models` (and torch) on first use. ``CONTRIBUTING.md`` says
+which module holds what.
+"""
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
+
+# public name -> the module that defines it
+_EXPORTS = {
+    "assets": ["AssetError", "cache_dir", "data_dir", "fetch", "fetch_all"],
+    "device": ["get_device", "seed_everything"],
+    "images": ["IMAGENET_MEAN", "IMAGENET_STD", "PAINTINGS", "CONTENT_PHOTOS", "SAMPLE_IMAGES",
+               "clamp_normalized", "crop_bank", "deprocess", "load_image", "preprocess",
+               "resize_crop", "sample_images"],
+    "imagenet": ["labelled_set"],
+    "labels": ["class_index", "class_name", "imagenet_classes"],
+    "models": ["WeightsUnavailableError", "capture_activations", "get_layer", "layer_names",
+               "load_model"],
+    "plotting": ["overlay_heatmap", "plot_topk", "show_images"],
+    "progress": ["progress"],
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+_SUBMODULES = {"answers", "assets", "checks", "device", "images", "imagenet", "labels", "models",
+               "notebook", "optimize", "patches", "plotting", "progress", "regularizers", "sanity",
+               "squeezenet", "student", "widgets"}
+
+__all__ = sorted(_WHERE) + sorted(_SUBMODULES)
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module 'tp_utils' has no attribute {name!r}")
+    globals()[name] = value  # later look-ups skip __getattr__
+    return value
+
+
+def __dir__():
+    return __all__

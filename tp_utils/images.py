@@ -67,8 +67,10 @@ SAMPLE_IMAGES: dict[str, Callable[[], ImageLike]] = {
     "grass": _skimage("grass"),
     "gravel": _skimage("gravel"),
 }
-# The painting assets (fetched with pooch, see ``tp_utils.assets``).
+# The painting assets and the content photographs for style transfer (fetched with pooch,
+# see ``tp_utils.assets``): load them by name, e.g. ``load_image("starry_night")``.
 PAINTINGS = ("starry_night", "the_scream", "shipwreck")
+CONTENT_PHOTOS = ("tubingen", "golden_gate", "hoovertowernight")
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
@@ -117,21 +119,22 @@ def _array_to_pil(arr: np.ndarray) -> Image.Image:
 
 
 def load_image(src: ImageLike) -> Image.Image:
-    """An RGB PIL image from a sample name, a painting name, a path, a PIL image or an array."""
+    """An RGB PIL image from a sample name, a painting or content-photo name, a path, a PIL
+    image or an array."""
     if isinstance(src, Image.Image):
         return to_rgb(src)
     if isinstance(src, np.ndarray):
         return to_rgb(_array_to_pil(src))
     if isinstance(src, str) and src in SAMPLE_IMAGES:
         return load_image(SAMPLE_IMAGES[src]())
-    if isinstance(src, str) and src in PAINTINGS:
+    if isinstance(src, str) and src in PAINTINGS + CONTENT_PHOTOS:
         from .assets import fetch
 
         src = fetch(src + ".jpg")
     if isinstance(src, (str, os.PathLike)):
         path = Path(src)
         if not path.exists():
-            choices = ", ".join(list(SAMPLE_IMAGES) + list(PAINTINGS))
+            choices = ", ".join(list(SAMPLE_IMAGES) + list(PAINTINGS) + list(CONTENT_PHOTOS))
             raise FileNotFoundError(f"{src!r} is neither an existing file nor a sample image "
                                     f"name (samples: {choices})")
         try:

@@ -201,3 +201,49 @@ def capture_activations(model: nn.Module, layers: str | Sequence[str],
     finally:
         for handle in handles:
             handle.remove()
+
+
+class _Stop(Exception):
+    """Raised by the last hook of :func:`feature_extractor` to end the forward pass early."""
+
+
+@contextmanager
+def feature_extractor(model: nn.Module, layers: str | Sequence[str]):
+    """Yield ``features(x) -> {layer: output}`` that runs ``model`` only as far as the deepest
+    of ``layers`` (the rest of the network is skipped) and keeps the outputs in the autograd
+    graph, for losses on features (inversion, textures, style). Hooks are removed on exit::
+
+        with feature_extractor(model, ["conv1", "fire5"]) as features:
+            f = features(x)          # {"conv1": ..., "fire5": ...}
+    """
+    names = [layers] if isinstance(layers, str) else list(layers)
+    modules = [get_layer(model, n) for n in names]  # fail before registering anything
+    order = {id(m): i for i, m in enumerate(model.modules())}
+    last = max(modules, key=lambda m: order[id(m)])
+    acts: dict[str, torch.Tensor] = {}
+    handles = []
+
+    def make_hook(keys, stop):
+        def hook(module, inputs, output):
+            for key in keys:
+                acts[key] = output
+            if stop and all(n in acts for n in names):
+                raise _Stop
+        return hook
+
+    def features(x: torch.Tensor) -> dict[str, torch.Tensor]:
+        acts.clear()
+        try:
+            model(x)
+        except _Stop:
+            pass
+        return {n: acts[n] for n in names}
+
+    try:
+        for module in {id(m): m for m in modules}.values():
+            keys = [n for n, m in zip(names, modules) if m is module]
+            handles.append(module.register_forward_hook(make_hook(keys, module is last)))
+        yield features
+    finally:
+        for handle in handles:
+            handle.remove()
