@@ -54,16 +54,6 @@ def test_blur_is_the_gaussian():
         (torch.arange(4, 11)[:, None], torch.arange(4, 11)[None]), torch.outer(k, k)), atol=1e-7)
 
 
-def test_tv_and_l2():
-    const = torch.full((1, 3, 8, 8), 2.0)
-    assert R.tv(const) == 0
-    x = torch.zeros(1, 1, 2, 2)
-    x[0, 0, 0, 0] = 1.0
-    assert R.tv(x) == 2.0  # one vertical and one horizontal unit step
-    assert R.tv(3 * x) == 18.0 and R.tv(3 * x, beta=1) == 6.0
-    assert R.l2(torch.tensor([3.0, 4.0])) == 25.0
-
-
 def test_clip_small_values(img):
     out = R.clip_small_values(25)(img)
     zero = (out == 0).all(dim=1)

@@ -3,10 +3,13 @@
 Transforms map an image batch ``(N, C, H, W)`` to another and are built by
 factories (``jitter(8)``, ``blur(1.0)``) so they chain with :func:`compose`; they
 are differentiable, so applying them inside the forward pass also transforms the
-gradient. Penalties (:func:`l2`, :func:`tv`) map a batch to a scalar to add to a loss::
+gradient::
 
     transform = compose([jitter(8), blur(0.5), clip_small_grads(10)])
-    loss = -model(transform(img))[0, c] + 1e-3 * l2(img) + 1e-4 * tv(img)
+    y = model(transform(img))
+
+The penalties the lessons add to their objectives (the L2 norm of class visualization,
+total variation) are exercises of the notebooks, not functions of this package.
 """
 from __future__ import annotations
 
@@ -92,15 +95,3 @@ def clip_small_grads(percentile: float) -> Transform:
         y.register_hook(lambda g: g.masked_fill(_small_pixels(g, percentile), 0.0))
         return y
     return inner
-
-
-def l2(x: torch.Tensor) -> torch.Tensor:
-    """Squared L2 norm ``sum x^2`` (the lecture's ``||I||^2``)."""
-    return (x ** 2).sum()
-
-
-def tv(x: torch.Tensor, beta: float = 2.0) -> torch.Tensor:
-    """Total variation ``sum |x[i+1, j] - x[i, j]|^beta + |x[i, j+1] - x[i, j]|^beta``."""
-    dh = (x[..., 1:, :] - x[..., :-1, :]).abs() ** beta
-    dw = (x[..., :, 1:] - x[..., :, :-1]).abs() ** beta
-    return dh.sum() + dw.sum()
