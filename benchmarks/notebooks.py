@@ -2,7 +2,7 @@
 
     python benchmarks/notebooks.py [NOTEBOOK ...]
 
-Budgets (COURSE.md section 6, 2-core CPU): each notebook under 2 minutes, all of them
+Budgets (CONTRIBUTING.md section 8, 2-core CPU): each notebook under 2 minutes, all of them
 under 10 minutes, peak memory of any notebook under 3 GB. Also reports the time to
 decode and load the default model from a fresh cache.
 """

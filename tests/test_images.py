@@ -1,4 +1,4 @@
-"""Image loading, conversions of odd formats, preprocess / deprocess (COURSE.md section 7)."""
+"""Image loading, conversions of odd formats, preprocess / deprocess (CONTRIBUTING.md section 9)."""
 import numpy as np
 import pytest
 import torch

@@ -28,9 +28,16 @@ def test_topk_on_a_batch(nb, model):
     assert probs.shape == indices.shape == (3, 3)
     assert (probs[:, :-1] >= probs[:, 1:]).all()
     assert [tp.class_name(int(i)) for i in indices[:, 0]] == ["espresso", "missile", "Egyptian cat"]
-    assert not probs.requires_grad
     full = model(x).softmax(1)
     assert torch.allclose(probs, full.gather(1, indices), atol=1e-6)
+
+
+def test_topk_builds_no_graph(nb, model):
+    import copy
+
+    trainable = copy.deepcopy(model).requires_grad_(True)  # frozen parameters would hide a missing no_grad
+    probs, indices = nb.topk_predictions(trainable, tp.preprocess("coffee"), k=2)
+    assert probs.grad_fn is None and not probs.requires_grad
 
 
 def test_student_version_raises_until_written(model):

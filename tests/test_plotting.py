@@ -30,13 +30,15 @@ def test_overlay_heatmap_resizes_and_rescales():
 
 
 def test_plot_topk_labels():
-    probs = torch.zeros(1000)
-    probs[285], probs[967] = 0.7, 0.2
     fig, ax = plt.subplots()
-    tp.plot_topk(probs, k=2, ax=ax)
+    tp.plot_topk(torch.tensor([0.7, 0.2]), torch.tensor([285, 967]), ax=ax)
     top_down = sorted(ax.get_yticklabels(), key=lambda t: -t.get_position()[1])
     assert [t.get_text() for t in top_down] == ["Egyptian cat", "espresso"]  # most probable on top
+    widths = [bar.get_width() for bar in sorted(ax.patches, key=lambda b: -b.get_y())]
+    assert widths == pytest.approx([0.7, 0.2])  # each bar is its own class's probability
     plt.close(fig)
+    with pytest.raises(ValueError):
+        tp.plot_topk(torch.tensor([0.7, 0.2]), torch.tensor([285]))
 
 
 def test_explorer_shows_default_and_updates(monkeypatch):
@@ -67,8 +69,10 @@ def test_explorer_shows_default_and_updates(monkeypatch):
     assert calls[-1] == ("b", 3) and shown[-1][0] == "update"
 
 
-def test_progress_is_silent_when_disabled(monkeypatch):
+def test_progress_is_silent_when_disabled(monkeypatch, capsys):
     monkeypatch.setenv("TQDM_DISABLE", "1")
-    assert tp.progress(range(3)).disable
-    monkeypatch.setenv("TQDM_DISABLE", "")
-    assert list(tp.progress(range(3), disable=True)) == [0, 1, 2]
+    assert list(tp.progress(range(3), desc="quiet")) == [0, 1, 2]
+    assert "quiet" not in capsys.readouterr().err
+    monkeypatch.delenv("TQDM_DISABLE")
+    assert list(tp.progress(range(3), desc="loud")) == [0, 1, 2]
+    assert "loud" in capsys.readouterr().err  # the bar is drawn when not disabled

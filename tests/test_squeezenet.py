@@ -1,4 +1,4 @@
-"""The Deep Compression decoder against the facts of COURSE.md section 3."""
+"""The Deep Compression decoder against the facts of CONTRIBUTING.md section 4."""
 import numpy as np
 import pytest
 import torch

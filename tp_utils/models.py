@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import difflib
 import io
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -171,6 +172,29 @@ def get_layer(model: nn.Module, name: str) -> nn.Module:
                    + f" Readable names: {', '.join(aliases) or 'see model.named_modules()'}")
 
 
+def _record(store: dict, keys: Sequence[str], keep_graph: bool, module, inputs, output) -> None:
+    for key in keys:
+        store[key] = output if keep_graph else output.detach().clone()
+
+
+@contextmanager
+def _hooked(model: nn.Module, names: Sequence[str], keep_graph: bool, last_hook=None):
+    """Forward hooks that write the outputs of layers ``names`` into a dict; all removed on exit."""
+    modules = {}
+    for name in names:  # resolve every name before registering anything
+        module = get_layer(model, name)
+        modules.setdefault(id(module), (module, []))[1].append(name)
+    store: dict[str, torch.Tensor] = {}
+    with ExitStack() as stack:
+        for module, keys in modules.values():
+            handle = module.register_forward_hook(partial(_record, store, keys, keep_graph))
+            stack.callback(handle.remove)
+        if last_hook is not None:
+            handle = last_hook[0].register_forward_hook(last_hook[1])
+            stack.callback(handle.remove)
+        yield store
+
+
 @contextmanager
 def capture_activations(model: nn.Module, layers: str | Sequence[str],
                         detach: bool = True) -> Iterator[dict[str, torch.Tensor]]:
@@ -185,23 +209,8 @@ def capture_activations(model: nn.Module, layers: str | Sequence[str],
         acts["conv1"].shape  # (N, 96, 109, 109)
     """
     names = [layers] if isinstance(layers, str) else list(layers)
-    modules = [get_layer(model, n) for n in names]  # fail before registering anything
-    acts: dict[str, torch.Tensor] = {}
-    handles = []
-
-    def make_hook(key):
-        def hook(module, inputs, output):
-            acts[key] = output.detach().clone() if detach else output
-        return hook
-
-    try:
-        for key, module in zip(names, modules):
-            handles.append(module.register_forward_hook(make_hook(key)))
-        yield acts
-    finally:
-        for handle in handles:
-            handle.remove()
-
+    with _hooked(model, names, keep_graph=not detach) as store:
+        yield store
 
 class _Stop(Exception):
     """Raised by the last hook of :func:`feature_extractor` to end the forward pass early."""
@@ -217,33 +226,19 @@ def feature_extractor(model: nn.Module, layers: str | Sequence[str]):
             f = features(x)          # {"conv1": ..., "fire5": ...}
     """
     names = [layers] if isinstance(layers, str) else list(layers)
-    modules = [get_layer(model, n) for n in names]  # fail before registering anything
     order = {id(m): i for i, m in enumerate(model.modules())}
-    last = max(modules, key=lambda m: order[id(m)])
-    acts: dict[str, torch.Tensor] = {}
-    handles = []
+    deepest = max((get_layer(model, n) for n in names), key=lambda m: order[id(m)])
 
-    def make_hook(keys, stop):
-        def hook(module, inputs, output):
-            for key in keys:
-                acts[key] = output
-            if stop and all(n in acts for n in names):
-                raise _Stop
-        return hook
+    def stop(module, inputs, output):  # registered after the recording hooks: runs after them
+        raise _Stop
 
-    def features(x: torch.Tensor) -> dict[str, torch.Tensor]:
-        acts.clear()
-        try:
-            model(x)
-        except _Stop:
-            pass
-        return {n: acts[n] for n in names}
+    with _hooked(model, names, keep_graph=True, last_hook=(deepest, stop)) as store:
+        def features(x: torch.Tensor) -> dict[str, torch.Tensor]:
+            store.clear()
+            try:
+                model(x)
+            except _Stop:
+                pass
+            return {n: store[n] for n in names}
 
-    try:
-        for module in {id(m): m for m in modules}.values():
-            keys = [n for n, m in zip(names, modules) if m is module]
-            handles.append(module.register_forward_hook(make_hook(keys, module is last)))
         yield features
-    finally:
-        for handle in handles:
-            handle.remove()

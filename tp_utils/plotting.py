@@ -60,12 +60,16 @@ def overlay_heatmap(image, heat, alpha: float = 0.5, cmap: str = "jet", ax=None)
     return ax
 
 
-def plot_topk(probs: torch.Tensor, k: int = 5, ax=None, title: str | None = None):
-    """Horizontal bar chart of the ``k`` most probable classes of a ``(1000,)`` probability vector."""
+def plot_topk(probs, indices, ax=None, title: str | None = None):
+    """Horizontal bar chart of classes ``indices`` (k,) with their probabilities ``probs`` (k,),
+    the first on top (pass the result of a top-k selection)."""
     probs = torch.as_tensor(probs).detach().flatten().cpu()
-    values, indices = probs.topk(k)
+    indices = torch.as_tensor(indices).detach().flatten().cpu()
+    if probs.shape != indices.shape:
+        raise ValueError(f"probs {tuple(probs.shape)} and indices {tuple(indices.shape)} differ in shape")
+    k = len(probs)
     ax = ax or plt.gca()
-    ax.barh(range(k)[::-1], values.numpy(), color="tab:blue")
+    ax.barh(range(k)[::-1], probs.numpy(), color="tab:blue")
     ax.set_yticks(range(k)[::-1], [class_name(int(i)) for i in indices], fontsize=8)
     ax.set_xlim(0, 1)
     ax.set_xlabel("probability")

@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 
 def progress(iterable=None, **kwargs):
     """``tqdm.auto.tqdm(iterable, **kwargs)``, disabled when ``$TQDM_DISABLE`` is 1/true/yes."""
-    if os.environ.get("TQDM_DISABLE", "").strip().lower() in ("1", "true", "yes"):
-        kwargs["disable"] = True
+    # read the variable at each call: tqdm itself reads it once, when it is imported
+    quiet = os.environ.get("TQDM_DISABLE", "").strip().lower() in ("1", "true", "yes")
+    kwargs["disable"] = True if quiet else kwargs.get("disable", False)
     return tqdm(iterable, **kwargs)

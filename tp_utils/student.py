@@ -120,3 +120,84 @@ def check(solutions_dir: Path, notebooks_dir: Path) -> list[str]:
         for line in find_leaks(student, solution):
             problems.append(f"notebooks/{name} leaks a solution line: {line!r}")
     return problems
+
+
+# ---- answers shipped in the package -------------------------------------------------------
+# Students have tp_utils' source: no exercise's answer may be found there. Lines are compared by
+# their *shape* (identifiers renamed away, attribute names and keywords kept), so that renaming
+# the variables of a copied function does not hide it.
+
+def _shape(line: str) -> str | None:
+    import io
+    import keyword
+    import tokenize
+
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(line.strip() + "\n").readline))
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        return None
+    out, previous = [], ""
+    for tok in tokens:
+        if tok.type == tokenize.NAME:
+            out.append(tok.string if keyword.iskeyword(tok.string) or previous == "." else "v")
+        elif tok.type == tokenize.STRING:
+            out.append("s")
+        elif tok.type == tokenize.NUMBER:
+            out.append("n")
+        elif tok.type == tokenize.OP:
+            out.append(tok.string)
+        previous = tok.string
+    return " ".join(out) if len(out) >= 3 else None  # "pass", "return x": too common to count
+
+
+def _shapes(lines) -> list[str]:
+    return [s for s in (_shape(ln) for ln in lines if ln.strip() and not ln.strip().startswith("#"))
+            if s is not None]
+
+
+def _common(a: list[str], b: list[str]) -> int:
+    """Length of the longest common subsequence of two lists of line shapes."""
+    previous = [0] * (len(b) + 1)
+    for x in a:
+        current = [0]
+        for j, y in enumerate(b):
+            current.append(previous[j] + 1 if x == y else max(previous[j + 1], current[j]))
+        previous = current
+    return previous[-1]
+
+
+def _regions(source: str) -> list[list[str]]:
+    regions, inside = [], False
+    for line in source.splitlines():
+        if _BEGIN.match(line):
+            inside = True
+            regions.append([])
+        elif _END.match(line):
+            inside = False
+        elif inside:
+            regions[-1].append(line)
+    return regions
+
+
+MIN_SHARED_LINES = 4  # a region is reported when at least this many of its lines, and half of
+                      # them, appear in that order in one module of the package
+
+
+def shipped_answers(solutions_dir: Path, package_dir: Path) -> list[str]:
+    """Solution regions whose code also stands in the package (same line shapes, same order)."""
+    modules = {p.name: _shapes(p.read_text(encoding="utf-8").splitlines())
+               for p in sorted(Path(package_dir).glob("*.py"))}
+    problems = []
+    for sol in sorted(Path(solutions_dir).glob("*.ipynb")):
+        nb = nbformat.read(sol, as_version=4)
+        for i, cell in enumerate(nb.cells):
+            if cell.cell_type != "code":
+                continue
+            for region in _regions(cell.source):
+                shapes = _shapes(region)
+                for module, package in modules.items():
+                    shared = _common(shapes, package)
+                    if shared >= MIN_SHARED_LINES and shared >= len(shapes) / 2:
+                        problems.append(f"solutions/{sol.name} cell {i}: {shared} of the {len(shapes)} "
+                                        f"lines of a solution region also stand in tp_utils/{module}")
+    return problems
