@@ -37,16 +37,17 @@ def test_normalize_per_filter(nb01):
         assert torch.allclose(out[i], ref, atol=1e-6)
 
 
-def test_layer_activations_match_and_clean_up(nb01, model):
-    x = tp.preprocess("coffee")
-    acts = nb01.layer_activations(model, x, ["relu1", "fire7"])
+def test_channel_means_match_and_clean_up(nb01, model):
+    x = torch.cat([tp.preprocess("coffee"), tp.preprocess("chelsea")])
+    means = nb01.channel_means(model, x, ["relu1", "fire7"])
     with torch.no_grad(), tp.capture_activations(model, ["relu1", "fire7"]) as ref:
         model(x)
-    assert all(torch.equal(acts[k], ref[k]) for k in ref)
+    assert means["relu1"].shape == (2, 96) and means["fire7"].shape == (2, 384)
+    assert all(torch.allclose(means[k], ref[k].double().mean(dim=(2, 3)).float(), atol=1e-6) for k in ref)
     hooks = lambda: sum(len(m._forward_hooks) for m in model.modules())
     before = hooks()
     with pytest.raises(ValueError):  # the forward pass fails: hooks must still go
-        nb01.layer_activations(model, torch.zeros(1, 3, 8, 8), ["relu1", "fire7"])
+        nb01.channel_means(model, torch.zeros(1, 3, 8, 8), ["relu1", "fire7"])
     assert hooks() == before
 
 
@@ -114,11 +115,12 @@ def test_receptive_fields_equal_gradient_support(nb03, arch, size, layers):
 
 
 def test_top_activations_and_patch_box(nb03):
+    patch_box = tp.patches.patch_box
     maps = torch.zeros(4, 5, 5)
     maps[0, 1, 2], maps[0, 4, 4], maps[2, 3, 0], maps[3, 0, 0] = 9, 8, 7, 1
     assert nb03.top_activations(maps, 3) == [(0, 1, 2), (2, 3, 0), (3, 0, 0)]
-    assert nb03.patch_box(1, 1, (11, 4, 5.0), 224) == (4, 4, 15, 15)
-    assert nb03.patch_box(0, 0, (155, 16, 17.0), 160) == (0, 0, 95, 95)
+    assert patch_box(1, 1, (11, 4, 5.0), 224) == (4, 4, 15, 15)
+    assert patch_box(0, 0, (155, 16, 17.0), 160) == (0, 0, 95, 95)
 
 
 @pytest.mark.parametrize("window,stride,baseline", [(64, 32, 0.0), (50, 40, -1.0)])

@@ -145,18 +145,18 @@ def test_guided_backprop_refuses_in_place_relus(nb05):
 
 def test_randomize_top_copies_and_reinitializes_from_the_top(nb04, model):
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    assert nb04.parameter_layers(model)[0] == "conv1" and nb04.parameter_layers(model)[-1] == "conv10"
-    one = nb04.randomize_top(model, 1)
+    assert tp.sanity.parameter_layers(model)[0] == "conv1" and tp.sanity.parameter_layers(model)[-1] == "conv10"
+    one = tp.sanity.randomize_top(model, 1)
     changed = {k for k, v in one.state_dict().items() if not torch.equal(v, before[k])}
     assert changed == {"classifier.1.weight", "classifier.1.bias"}  # conv10 only
-    two = nb04.randomize_top(model, 2)
+    two = tp.sanity.randomize_top(model, 2)
     fire = lambda net, name: tp.get_layer(net, name)
     assert not torch.equal(fire(two, "fire9").expand3x3.weight, fire(model, "fire9").expand3x3.weight)
     assert torch.equal(fire(two, "fire8").squeeze.weight, fire(model, "fire8").squeeze.weight)
-    again = nb04.randomize_top(model, 2)
+    again = tp.sanity.randomize_top(model, 2)
     assert all(torch.equal(a, b) for a, b in zip(two.state_dict().values(), again.state_dict().values()))
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())  # original untouched
-    assert all(torch.equal(a, b) for a, b in zip(nb04.randomize_top(model, 0).state_dict().values(),
+    assert all(torch.equal(a, b) for a, b in zip(tp.sanity.randomize_top(model, 0).state_dict().values(),
                                                   model.state_dict().values()))
 
 
@@ -215,6 +215,6 @@ def test_saliency_seeds_and_segmentation(nb04):
 
 def test_rank_correlation(nb04):
     a = torch.arange(10.0)
-    assert nb04.rank_correlation(a, a ** 3) == pytest.approx(1.0)
-    assert nb04.rank_correlation(a, -a) == pytest.approx(-1.0)
-    assert nb04.rank_correlation(a, torch.zeros(10)) == 0.0
+    assert tp.sanity.rank_correlation(a, a ** 3) == pytest.approx(1.0)
+    assert tp.sanity.rank_correlation(a, -a) == pytest.approx(-1.0)
+    assert tp.sanity.rank_correlation(a, torch.zeros(10)) == 0.0

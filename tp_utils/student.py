@@ -14,17 +14,28 @@ import nbformat
 
 _BEGIN = re.compile(r"^(\s*)(### BEGIN SOLUTION|<!-- BEGIN SOLUTION -->)\s*$")
 _END = re.compile(r"^\s*(### END SOLUTION|<!-- END SOLUTION -->)\s*$")
+_BEGIN_HIDDEN = re.compile(r"^\s*### BEGIN HIDDEN TESTS\s*$")
+_END_HIDDEN = re.compile(r"^\s*### END HIDDEN TESTS\s*$")
 CODE_STUB = ["# YOUR CODE HERE", "raise NotImplementedError()"]
 ANSWER_STUB = ["YOUR ANSWER HERE"]
 MIN_SECRET_CHARS = 8  # shorter solution lines ("return x") are too common to count as leaks
 
 
 def split_solution(source: str, markdown: bool = False) -> tuple[str, list[str]]:
-    """``(student source, solution lines removed)`` for one cell's source."""
-    out, removed, indent, inside = [], [], "", False
+    """``(student source, solution lines removed)`` for one cell's source.
+
+    Hidden tests (``### BEGIN HIDDEN TESTS`` / ``### END HIDDEN TESTS``, nbgrader's markers) are
+    removed with no stub; their lines count as removed too."""
+    out, removed, indent, inside, hidden = [], [], "", False, False
     for line in source.splitlines():
         begin, end = _BEGIN.match(line), _END.match(line)
-        if begin and not inside:
+        if _BEGIN_HIDDEN.match(line) and not inside and not hidden:
+            hidden = True
+        elif _END_HIDDEN.match(line) and hidden:
+            hidden = False
+        elif hidden:
+            removed.append(line)
+        elif begin and not inside:
             inside, indent = True, begin.group(1)
             out += [indent + s for s in (ANSWER_STUB if markdown else CODE_STUB)]
         elif end and inside:
@@ -35,8 +46,8 @@ def split_solution(source: str, markdown: bool = False) -> tuple[str, list[str]]
             removed.append(line)
         else:
             out.append(line)
-    if inside:
-        raise ValueError("a BEGIN SOLUTION marker has no END SOLUTION")
+    if inside or hidden:
+        raise ValueError("a BEGIN SOLUTION or BEGIN HIDDEN TESTS marker has no END marker")
     return "\n".join(out), removed
 
 
@@ -52,6 +63,8 @@ def make_student(solution: nbformat.NotebookNode, source_name: str = "") -> nbfo
         source, _ = split_solution(cell.source, markdown=cell.cell_type == "markdown")
         tags = cell.get("metadata", {}).get("tags", [])
         meta = {"tags": list(tags)} if tags else {}
+        if "nbgrader" in cell.get("metadata", {}):  # so that nbgrader can grade the submissions
+            meta["nbgrader"] = dict(cell.metadata["nbgrader"])
         if cell.cell_type == "code":
             nb.cells.append(nbformat.v4.new_code_cell(source, metadata=meta))
         elif cell.cell_type == "markdown":
@@ -87,18 +100,28 @@ def student_text(solution: nbformat.NotebookNode, name: str) -> str:
 
 
 def generate(solutions_dir: Path, notebooks_dir: Path) -> list[Path]:
-    """Write ``notebooks_dir/NAME.ipynb`` for every ``solutions_dir/NAME.ipynb``."""
+    """Write ``notebooks_dir/NAME.ipynb`` for every ``solutions_dir/NAME.ipynb``, after bringing
+    the solution's nbgrader metadata up to date (see :mod:`tp_utils.grading`)."""
+    from .grading import annotate
+
     Path(notebooks_dir).mkdir(parents=True, exist_ok=True)
     written = []
     for sol in sorted(Path(solutions_dir).glob("*.ipynb")):
+        solution = nbformat.read(sol, as_version=4)
+        if annotate(solution):
+            nbformat.write(solution, sol)
+            written.append(sol)
         out = Path(notebooks_dir) / sol.name
-        out.write_text(student_text(nbformat.read(sol, as_version=4), sol.name), encoding="utf-8")
+        out.write_text(student_text(solution, sol.name), encoding="utf-8")
         written.append(out)
     return written
 
 
 def check(solutions_dir: Path, notebooks_dir: Path) -> list[str]:
-    """Problems found: student notebooks missing, stale, with outputs, or leaking solutions."""
+    """Problems found: student notebooks missing, stale, with outputs, or leaking solutions;
+    solutions whose nbgrader metadata is stale."""
+    from .grading import metadata_problems
+
     problems = []
     solutions = {p.name: p for p in Path(solutions_dir).glob("*.ipynb")}
     students = {p.name: p for p in Path(notebooks_dir).glob("*.ipynb")}
@@ -119,6 +142,7 @@ def check(solutions_dir: Path, notebooks_dir: Path) -> list[str]:
             problems.append(f"notebooks/{name}: cells {with_outputs} hold outputs")
         for line in find_leaks(student, solution):
             problems.append(f"notebooks/{name} leaks a solution line: {line!r}")
+        problems += metadata_problems(solution, name)
     return problems
 
 
