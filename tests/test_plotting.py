@@ -76,3 +76,12 @@ def test_progress_is_silent_when_disabled(monkeypatch, capsys):
     monkeypatch.delenv("TQDM_DISABLE")
     assert list(tp.progress(range(3), desc="loud")) == [0, 1, 2]
     assert "loud" in capsys.readouterr().err  # the bar is drawn when not disabled
+
+
+def test_package_names_stay_what_they_are():
+    import importlib
+
+    for module in ("patches", "sanity", "optimize", "progress", "answers", "models"):
+        importlib.import_module(f"tp_utils.{module}")  # importing a submodule sets a package attribute
+    assert callable(tp.progress) and tp.progress.__name__ == "progress"
+    assert tp.patches.patch_box(0, 0, (7, 2, 3.0), 224) == (0, 0, 7, 7)

@@ -94,3 +94,31 @@ def test_figures_are_exported(tmp_path, capsys):
     assert main(["figures", str(ROOT / "solutions" / "00_setup_and_tour.ipynb"), str(tmp_path)]) == 0
     pngs = sorted(tmp_path.glob("*.png"))
     assert len(pngs) == 2 and all(p.read_bytes()[:4] == b"\x89PNG" for p in pngs)
+
+
+def test_check_acts_on_the_checkout_it_is_run_in(tmp_path, monkeypatch, capsys):
+    (tmp_path / "solutions").mkdir()
+    (tmp_path / "tp_utils").mkdir()
+    nbformat.write(make_solution(), tmp_path / "solutions" / "01_x.ipynb")
+    monkeypatch.chdir(tmp_path / "solutions")
+    assert main(["check"]) == 1
+    out = capsys.readouterr().out
+    assert f"checking {tmp_path / 'notebooks'}" in out and "notebooks/01_x.ipynb is missing" in out
+
+
+def test_hidden_tests_are_removed_and_graded_cells_marked():
+    from tp_utils import grading
+
+    nb = make_solution()
+    nb.cells.insert(1, nbformat.v4.new_code_cell(
+        "tp.checks.check_equal('double', double(2), 4)\n### BEGIN HIDDEN TESTS\nassert double(-3) == -6\n"
+        "### END HIDDEN TESTS"))
+    assert grading.annotate(nb) and not grading.annotate(nb)  # idempotent
+    roles = [c.metadata.get("nbgrader", {}) for c in nb.cells]
+    assert roles[0]["solution"] and not roles[0]["grade"]                       # the exercise
+    assert roles[1]["grade"] and roles[1]["locked"] and roles[1]["points"] == 1  # its check
+    assert roles[2]["solution"] and roles[2]["grade"] and roles[2]["points"] == 1  # a written answer
+    stu = student.make_student(nb)
+    assert "double(-3)" not in stu.cells[1].source and "check_equal" in stu.cells[1].source
+    assert stu.cells[1].metadata["nbgrader"] == roles[1]
+    assert "assert double(-3) == -6" in student.secret_lines(nb)

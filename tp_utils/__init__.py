@@ -23,14 +23,19 @@ _EXPORTS = {
     "models": ["WeightsUnavailableError", "capture_activations", "get_layer", "layer_names",
                "load_model"],
     "plotting": ["overlay_heatmap", "plot_topk", "show_images"],
-    "progress": ["progress"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-_SUBMODULES = {"answers", "assets", "checks", "device", "images", "imagenet", "labels", "models",
-               "notebook", "optimize", "patches", "plotting", "progress", "regularizers", "sanity",
+_SUBMODULES = {"answers", "assets", "checks", "device", "digits", "grade", "grading", "images", "imagenet",
+               "labels", "models",
+               "notebook", "optimize", "patches", "plotting", "regularizers", "sanity",
                "squeezenet", "student", "widgets"}
 
 __all__ = sorted(_WHERE) + sorted(_SUBMODULES)
+
+# A submodule's import sets the package attribute of the same name to the module: bind the
+# function `progress` now, so that `tp.progress(...)` stays the function once
+# tp_utils/progress.py is imported (tqdm only: fast).
+from .progress import progress  # noqa: E402
 
 
 def __getattr__(name: str):

@@ -11,7 +11,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _root() -> Path:
-    """The course checkout: the package's parent (editable install), else the current folder."""
+    """The course checkout to act on: the one holding the current folder (so that a second
+    clone acts on itself), else the installed package's own checkout."""
+    for folder in [Path.cwd(), *Path.cwd().parents]:
+        if (folder / "solutions").is_dir() and (folder / "tp_utils").is_dir():
+            return folder
     return ROOT if (ROOT / "solutions").is_dir() else Path.cwd()
 
 
@@ -59,7 +63,7 @@ def cmd_check(args) -> int:
     root = _root()
     print(f"checking {root / 'notebooks'} against {root / 'solutions'}, and {root / 'tp_utils'}")
     problems = check(root / "solutions", root / "notebooks")
-    problems += shipped_answers(root / "solutions", Path(__file__).resolve().parent)
+    problems += shipped_answers(root / "solutions", root / "tp_utils")
     for p in problems:
         print(p)
     n = len(list((root / "solutions").glob("*.ipynb")))
@@ -74,6 +78,7 @@ def cmd_run(args) -> int:
     os.environ.setdefault("TQDM_DISABLE", "1")  # progress bars are noise in stored outputs
     root = _root()
     paths = [Path(p) for p in args.notebooks] or sorted((root / "solutions").glob("*.ipynb"))
+    print(f"running {len(paths)} notebook(s) from {paths[0].parent.resolve() if paths else root / 'solutions'}")
     failed = 0
     for path in paths:
         nb = nbformat.read(path, as_version=4)
@@ -112,30 +117,39 @@ def cmd_figures(args) -> int:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="tp", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("fetch", help="download the assets ahead of an offline class (default: all of them)")
+    parser = argparse.ArgumentParser(
+        prog="tp", description="The course's command line: fetch the assets, check the install, "
+        "generate and check the student notebooks, run the solutions.",
+        epilog="Run `tp COMMAND --help` for a command's options. Assets are read from $TP_DATA_DIR "
+        "when it is set (a classroom share, a USB stick), else from the user cache.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name, func, text):
+        p = sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+        p.set_defaults(func=func)
+        return p
+
+    p = command("fetch", cmd_fetch, "download the assets ahead of an offline class")
     p.add_argument("--only", action="append", metavar="GROUP",
-                   help="fetch one group only: model, paintings, photos or imagenet (repeatable; "
-                        "default: every group)")
-    p.add_argument("--model", action="append", help="also fetch a torchvision model's weights (e.g. vgg16)")
-    p.set_defaults(func=cmd_fetch)
-    p = sub.add_parser("demo", help="classify the sample photos headless (checks the install)")
-    p.add_argument("--device", help="cpu, cuda, mps (default: the best available)")
-    p.set_defaults(func=cmd_demo)
-    p = sub.add_parser("generate", help="write notebooks/ from solutions/")
-    p.set_defaults(func=cmd_generate)
-    p = sub.add_parser("check", help="check that notebooks/ is in sync, output-free and leak-free")
-    p.set_defaults(func=cmd_check)
-    p = sub.add_parser("run", help="run solution notebooks headless and time them")
-    p.add_argument("notebooks", nargs="*", help="notebooks to run (default: solutions/*.ipynb)")
+                   help="fetch one group only: model, paintings, photos or imagenet (repeat it for "
+                        "several; without it: every group)")
+    p.add_argument("--model", action="append", metavar="NAME",
+                   help="also fetch a torchvision model's weights, e.g. vgg16 (repeatable)")
+    p = command("demo", cmd_demo, "classify the sample photos headless, to check the install")
+    p.add_argument("--device", help="cpu, cuda or mps (without it: the best one available)")
+    command("generate", cmd_generate, "write notebooks/ from solutions/ (and the solutions' nbgrader "
+            "metadata)")
+    command("check", cmd_check, "check notebooks/ against solutions/ (in sync, no outputs, no "
+            "solution line) and that tp_utils holds no exercise's answer")
+    p = command("run", cmd_run, "run notebooks headless and time them")
+    p.add_argument("notebooks", nargs="*", help="the notebooks to run (without them: every notebook "
+                   "of solutions/)")
     p.add_argument("--inplace", action="store_true", help="write the new outputs back into the notebooks")
-    p.add_argument("--timeout", type=int, default=600, help="per-cell timeout in seconds")
-    p.set_defaults(func=cmd_run)
-    p = sub.add_parser("figures", help="save the figures stored in a notebook as PNG files, to review them")
-    p.add_argument("notebook")
-    p.add_argument("out", nargs="?", default="figures")
-    p.set_defaults(func=cmd_figures)
+    p.add_argument("--timeout", type=int, default=600, metavar="SECONDS",
+                   help="time limit of one cell (default: 600)")
+    p = command("figures", cmd_figures, "save the figures stored in a notebook as PNG files, to review them")
+    p.add_argument("notebook", help="the notebook whose stored figures to save")
+    p.add_argument("out", nargs="?", default="figures", help="the folder to write to (default: figures)")
     args = parser.parse_args(argv)
     try:
         return args.func(args)
