@@ -19,6 +19,7 @@ its parameters are what the optimizer changes.
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -32,12 +33,6 @@ from .regularizers import blur, compose
 
 Objective = Callable[[torch.Tensor], torch.Tensor]
 Callback = Callable[[int, nn.Module], None]
-
-
-def _normalize(rgb01: torch.Tensor) -> torch.Tensor:
-    mean = torch.tensor(IMAGENET_MEAN, device=rgb01.device, dtype=rgb01.dtype).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=rgb01.device, dtype=rgb01.dtype).view(1, 3, 1, 1)
-    return (rgb01 - mean) / std
 
 
 class PixelImage(nn.Module):
@@ -80,19 +75,23 @@ class FourierImage(nn.Module):
         fy = torch.fft.fftfreq(h)[:, None]
         fx = torch.fft.rfftfreq(w)[None, :]
         freq = torch.sqrt(fx ** 2 + fy ** 2)
+        # With norm="ortho" this is Lucid's scaling (its irfft2d divides by h w, its scale has a
+        # factor sqrt(h w)): at sd=0.01 the start is a grey image with faint low-frequency colour.
         scale = 1.0 / freq.clamp(min=1.0 / max(h, w)) ** decay_power
-        self.register_buffer("scale", scale * math.sqrt(h * w))
+        self.register_buffer("scale", scale[..., None].expand(-1, -1, 2).contiguous())
         self.spectrum = nn.Parameter(torch.randn((n, c, h, w // 2 + 1, 2), generator=generator) * sd)
         self.size, self.decorrelate = (h, w), decorrelate
         color = _COLOR_SQRT / _COLOR_SQRT.norm(dim=0).max()
         self.register_buffer("color", color)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
 
     def forward(self) -> torch.Tensor:
-        spectrum = torch.view_as_complex(self.spectrum) * self.scale
+        spectrum = torch.view_as_complex(self.spectrum * self.scale)
         img = torch.fft.irfft2(spectrum, s=self.size, norm="ortho") / 4.0
         if self.decorrelate:
             img = torch.einsum("ij,njhw->nihw", self.color, img)
-        return _normalize(torch.sigmoid(img))
+        return (torch.sigmoid(img) - self.mean) / self.std
 
 
 def fourier_image(shape=(1, 3, 224, 224), sd: float = 0.01, decay_power: float = 1.0,
@@ -113,7 +112,11 @@ class Result:
 
 def _optimizer(kind, params, lr):
     if callable(kind) and not isinstance(kind, str):
-        return kind(params)
+        opt = kind(params)
+        if not isinstance(opt, torch.optim.Optimizer):
+            raise TypeError(f"the optimizer factory returned {type(opt).__name__}, not a "
+                            "torch.optim.Optimizer (write it as `lambda params: torch.optim.SGD(params, lr=...)`)")
+        return opt
     factories = {"adam": lambda: torch.optim.Adam(params, lr=lr),
                  "sgd": lambda: torch.optim.SGD(params, lr=lr),
                  "lbfgs": lambda: torch.optim.LBFGS(params, lr=lr, max_iter=1,
@@ -122,6 +125,24 @@ def _optimizer(kind, params, lr):
         raise ValueError(f"unknown optimizer {kind!r}: use 'adam', 'sgd', 'lbfgs' or a function "
                          "params -> torch.optim.Optimizer")
     return factories[kind]()
+
+
+def _check_arguments(image, objective, steps, lr, optimizer, snapshot_every):
+    if not isinstance(image, nn.Module):
+        hint = (" (for a tensor, use pixel_image(init=tensor))" if isinstance(image, torch.Tensor)
+                else "")
+        raise TypeError(f"image must be an image parameterization such as pixel_image(...) or "
+                        f"fourier_image(...), got {type(image).__name__}{hint}")
+    if not callable(objective):
+        raise TypeError(f"objective must be a function of the image batch returning the scalar "
+                        f"to minimize, got {type(objective).__name__}")
+    if not isinstance(steps, numbers.Integral) or steps < 0:
+        raise ValueError(f"steps must be a whole number >= 0, got {steps!r}")
+    if isinstance(optimizer, str) and (not isinstance(lr, numbers.Real) or not lr > 0):
+        raise ValueError(f"lr must be a number > 0, got {lr!r}")
+    if snapshot_every is not None and (not isinstance(snapshot_every, numbers.Integral)
+                                       or snapshot_every < 1):
+        raise ValueError(f"snapshot_every must be None or a whole number >= 1, got {snapshot_every!r}")
 
 
 def optimize(image: nn.Module, objective: Objective, steps: int = 100, lr: float = 0.05,
@@ -133,35 +154,54 @@ def optimize(image: nn.Module, objective: Objective, steps: int = 100, lr: float
     ``transforms`` (e.g. ``regularizers.jitter(8)``) are applied to the image before the
     objective, differentiably; ``callbacks`` run after every step as ``fn(step, image)`` with
     gradients off (clamping, periodic blur, ...). ``optimizer``: "adam", "sgd", "lbfgs" or a
-    function ``params -> torch.optim.Optimizer``. Returns a :class:`Result`.
+    function ``params -> torch.optim.Optimizer`` (``lr`` is then unused). ``snapshot_every=n``
+    keeps a copy of the image every ``n`` steps and after the last one. Returns a
+    :class:`Result`; ``result.image`` is a copy, the parameterization keeps its own state.
+
+    The objective must return a scalar tensor that depends on the image; a NaN or infinite
+    value stops the loop with an error that gives the step.
     """
+    _check_arguments(image, objective, steps, lr, optimizer, snapshot_every)
     transform = compose(list(transforms))
     params = [p for p in image.parameters() if p.requires_grad]
     if not params:
         raise ValueError("the image has no parameter to optimize (requires_grad is off)")
     opt = _optimizer(optimizer, params, lr)
-    result = Result(image=image().detach())
-    start = time.perf_counter()
+    result = Result(image=image().detach().clone())
+    step = 0
 
     def closure():
         opt.zero_grad(set_to_none=True)
         loss = objective(transform(image()))
         if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-            raise TypeError("the objective must return a scalar tensor (the value to minimize)")
-        loss.backward()
+            shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
+            raise TypeError(f"the objective must return a scalar tensor (the value to minimize), "
+                            f"got {shape}")
+        if not loss.requires_grad:
+            raise RuntimeError("the objective's value does not depend on the image (no gradient): "
+                               "compute it from the tensor it receives, without torch.no_grad(), "
+                               ".item(), .detach() or .numpy()")
+        loss.reshape(()).backward()
         result.evaluations += 1
-        return loss
+        return loss.detach().reshape(())
 
+    start = time.perf_counter()
     for step in progress(range(1, steps + 1), desc=desc):
-        loss = opt.step(closure)
-        result.losses.append(float(loss.detach()))
-        with torch.no_grad():
-            for callback in callbacks:
-                callback(step, image)
+        loss = float(opt.step(closure))
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"the objective is {loss} at step {step}: lower the learning "
+                                     f"rate (lr={lr}) or check the objective")
+        result.losses.append(loss)
+        if callbacks:
+            with torch.no_grad():
+                for callback in callbacks:
+                    callback(step, image)
         if snapshot_every and (step % snapshot_every == 0 or step == steps):
-            result.snapshots.append((step, image().detach().clone()))
+            with torch.no_grad():
+                result.snapshots.append((step, image().detach().clone()))
     result.seconds = time.perf_counter() - start
-    result.image = image().detach()
+    with torch.no_grad():
+        result.image = image().detach().clone()
     return result
 
 
@@ -169,6 +209,9 @@ def optimize(image: nn.Module, objective: Objective, steps: int = 100, lr: float
 
 def every(n: int, callback: Callback) -> Callback:
     """Run ``callback`` every ``n`` steps only."""
+    if not isinstance(n, numbers.Integral) or n < 1:
+        raise ValueError(f"every(n, ...) needs a whole number n >= 1, got {n!r}")
+
     def inner(step, image):
         if step % n == 0:
             callback(step, image)
@@ -182,19 +225,21 @@ def _pixels(image: nn.Module) -> torch.Tensor:
     return image.pixels
 
 
-def clamp_pixels() -> Callback:
-    """Keep a pixel image in the range of real images (every pixel in [0, 1] once deprocessed)."""
+def apply_to_pixels(transform: Callable[[torch.Tensor], torch.Tensor]) -> Callback:
+    """Replace the pixels of a pixel image by ``transform(pixels)``: any regularizer of
+    :mod:`tp_utils.regularizers` applied to the image itself rather than to what the model sees,
+    e.g. ``every(4, apply_to_pixels(regularizers.clip_small_values(20)))``."""
     def inner(step, image):
         p = _pixels(image)
-        p.copy_(clamp_normalized(p))
+        p.copy_(transform(p))
     return inner
+
+
+def clamp_pixels() -> Callback:
+    """Keep a pixel image in the range of real images (every pixel in [0, 1] once deprocessed)."""
+    return apply_to_pixels(clamp_normalized)
 
 
 def blur_image(sigma: float) -> Callback:
     """Blur a pixel image in place (combine with :func:`every`: ``every(10, blur_image(0.5))``)."""
-    smooth = blur(sigma)
-
-    def inner(step, image):
-        p = _pixels(image)
-        p.copy_(smooth(p))
-    return inner
+    return apply_to_pixels(blur(sigma))

@@ -47,7 +47,8 @@ def split_solution(source: str, markdown: bool = False) -> tuple[str, list[str]]
         else:
             out.append(line)
     if inside or hidden:
-        raise ValueError("a BEGIN SOLUTION or BEGIN HIDDEN TESTS marker has no END marker")
+        raise ValueError("a BEGIN SOLUTION marker has no END SOLUTION" if inside
+                         else "a BEGIN HIDDEN TESTS marker has no END HIDDEN TESTS")
     return "\n".join(out), removed
 
 
