@@ -100,3 +100,22 @@ def test_shipped_answers_are_found(tmp_path):
 
 def test_the_package_ships_no_answer():
     assert student.shipped_answers(ROOT / "solutions", ROOT / "tp_utils") == []
+
+
+def test_hints_for_unfinished_exercises():
+    from tp_utils.checks import _hint
+
+    def topk_predictions():
+        raise NotImplementedError()
+
+    try:
+        topk_predictions()
+    except NotImplementedError as err:
+        hint = _hint(NotImplementedError, err, err.__traceback__)
+    assert hint.startswith("`topk_predictions` is not written yet")
+    try:
+        seconds  # noqa: F821
+    except NameError as err:
+        assert "`seconds`" in _hint(NameError, err, err.__traceback__)
+    assert _hint(NotImplementedError, NotImplementedError("a message of the student's own"), None) is None
+    assert _hint(ValueError, ValueError("x"), None) is None

@@ -38,6 +38,18 @@ __all__ = sorted(_WHERE) + sorted(_SUBMODULES)
 from .progress import progress  # noqa: E402
 
 
+def _in_kernel() -> None:
+    import sys
+
+    if "ipykernel" in sys.modules:  # a Jupyter kernel: readable errors for unfinished exercises
+        from .checks import install_hints
+
+        install_hints()
+
+
+_in_kernel()
+
+
 def __getattr__(name: str):
     if name in _WHERE:
         value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)

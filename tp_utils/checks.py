@@ -48,3 +48,45 @@ def check_equal(name: str, actual, want) -> None:
     if a.shape != e.shape or not np.array_equal(a, e):
         raise AssertionError(f"✘ {name}: got {a.tolist()}, expected {e.tolist()}")
     print(f"✔ {name}")
+
+
+# ---- readable errors for unfinished exercises (in Jupyter) ---------------------------------
+
+def _hint(etype, value, tb) -> str | None:
+    """One sentence for the errors an unfinished notebook raises, or None."""
+    if issubclass(etype, NotImplementedError) and not str(value):
+        frames = []
+        while tb is not None:
+            frames.append(tb.tb_frame)
+            tb = tb.tb_next
+        stubs = [f.f_code.co_name for f in frames if f.f_code.co_filename.startswith("<ipython-input")
+                 or "ipykernel" in f.f_code.co_filename or f.f_code.co_filename.startswith("/tmp/ipykernel")]
+        name = stubs[-1] if stubs else (frames[-1].f_code.co_name if frames else "?")
+        return (f"`{name}` is not written yet: write its `# YOUR CODE HERE` part (the exercise that "
+                "asks for it), run its cell, then this one.")
+    if issubclass(etype, NameError):
+        missing = getattr(value, "name", None) or "this name"
+        return (f"if `{missing}` should come from a cell above, that cell failed or was not run "
+                "(an unfinished exercise?): finish it, then run the notebook from the top.")
+    return None
+
+
+def _show_hint(shell, etype, value, tb, tb_offset=None):
+    shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
+    hint = _hint(etype, value, tb)
+    if hint:
+        print(f"\n➜ {hint}")
+
+
+def install_hints() -> bool:
+    """In a Jupyter kernel, add a one-sentence hint under the tracebacks of unfinished exercises
+    (an empty ``NotImplementedError``) and of the cells that need them (``NameError``).
+    ``import tp_utils`` calls it; elsewhere it does nothing. Returns True if installed."""
+    import sys
+
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is None or type(shell).__name__ != "ZMQInteractiveShell":
+        return False
+    shell.set_custom_exc((NotImplementedError, NameError), _show_hint)
+    return True
