@@ -119,3 +119,11 @@ def test_hints_for_unfinished_exercises():
         assert "`seconds`" in _hint(NameError, err, err.__traceback__)
     assert _hint(NotImplementedError, NotImplementedError("a message of the student's own"), None) is None
     assert _hint(ValueError, ValueError("x"), None) is None
+
+
+def test_door_reports_a_syntax_error(tmp_path):
+    nb = nbformat.read(ROOT / "solutions" / "03_patches_and_occlusion.ipynb", as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell("def oops(:\n    pass", metadata={"tags": ["export"]}))
+    nbformat.write(nb, tmp_path / "03_patches_and_occlusion.ipynb")
+    with pytest.raises(answers.UnfinishedExercise, match="syntax error"):
+        answers.earlier("top_activations", folder=tmp_path)

@@ -82,8 +82,15 @@ def earlier(name: str, folder: str | os.PathLike | None = None):
     import nbformat
 
     nb = nbformat.read(path, as_version=4)
-    definitions = [node for _, source in export_cells(nb) for node in ast.walk(ast.parse(source))
-                   if isinstance(node, ast.FunctionDef) and node.name == name]
+    definitions = []
+    for index, source in export_cells(nb):
+        try:
+            tree = ast.parse(source)
+        except SyntaxError as err:
+            raise UnfinishedExercise(f"{todo}: cell {index} of {path.name} has a syntax error "
+                                     f"(line {err.lineno}: {err.msg})") from err
+        definitions += [node for node in ast.walk(tree)
+                        if isinstance(node, ast.FunctionDef) and node.name == name]
     if not definitions:
         raise UnfinishedExercise(f"{todo}: no cell tagged 'export' in {path.name} defines it")
     if _is_stub(definitions[-1]):
