@@ -116,6 +116,12 @@ def cmd_figures(args) -> int:
     return 0
 
 
+def cmd_grade(args) -> int:
+    from .grade import main_from_args
+
+    return main_from_args(args, root=_root())
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="tp", description="The course's command line: fetch the assets, check the install, "
@@ -150,6 +156,38 @@ def main(argv=None) -> int:
     p = command("figures", cmd_figures, "save the figures stored in a notebook as PNG files, to review them")
     p.add_argument("notebook", help="the notebook whose stored figures to save")
     p.add_argument("out", nargs="?", default="figures", help="the folder to write to (default: figures)")
+    p = sub.add_parser("grade", help="grade a folder of submissions, each exercise in its own process",
+                       description=(
+        "Grade a folder of submissions: for each student, notebook and exercise, run the exercise's\n"
+        'self-checks (taken from the solution notebook) and its hidden tests (the tests of tests/ that call\n'
+        'its functions) in a separate process with a time and a memory limit. Writes to --out: grades.csv\n'
+        'and grades.md (points per student and exercise, and the reason for each lost point),\n'
+        'details.csv and details.json (every check and test), answers.md (the written answers, for a\n'
+        'person to grade).\n'
+        '\n'
+        'Layouts of SUBMISSIONS (a notebook is recognized by its number, NN_anything.ipynb):\n'
+        '  alice/00_setup_and_tour.ipynb       one folder per student, any depth inside it\n'
+        "  alice/tp/03_patches_and_occlusion.ipynb   (e.g. nbgrader's submitted/ folder)\n"
+        "  alice_00_setup_and_tour.ipynb       one file per student and notebook: the student's name,\n"
+        "  bob-03_patches_and_occlusion.ipynb  then _ - . or a space, then the notebook's file name\n"
+        '\n'
+        'A crash, an endless loop, a huge output or a syntax error costs the exercise concerned only.\n'
+        'Grading runs on the CPU; needs Linux or macOS (on Windows: WSL).\n'),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("submissions", help="folder of submissions (layouts above)")
+    p.add_argument("--out", default="grades", help="folder for the reports (default: grades)")
+    p.add_argument("--timeout", type=float, default=600,
+                   help="seconds one exercise's tests may run, per student (default: 600)")
+    p.add_argument("--memory", type=int, default=4096,
+                   help="MB one exercise may allocate beyond the grader's own (default: 4096; 0: no limit)")
+    p.add_argument("--notebooks", nargs="+", metavar="NN",
+                   help="grade only these notebooks, e.g. 00 03 (default: every notebook submitted)")
+    p.add_argument("--jobs", type=int, default=1, help="processes grading at the same time (default: 1)")
+    p.add_argument("--no-hidden", action="store_true",
+                   help="run the self-checks only, not the hidden tests of tests/ (faster)")
+    p.add_argument("--solutions", help="the reference notebooks (default: solutions/ of the course)")
+    p.add_argument("--tests", help="the hidden tests' folder (default: tests/ of the course)")
+    p.set_defaults(func=cmd_grade)
     args = parser.parse_args(argv)
     try:
         return args.func(args)
