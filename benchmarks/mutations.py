@@ -78,7 +78,7 @@ def run_notebook(nn: str, solution: Path, *, full: bool, all_hidden: bool, jobs:
     p = grade.plan(solution, ROOT / "tests")
     catalogue = CATALOGUE / f"nb{nn}.py"
     report = {"notebook": p.stem, "mutants": 0, "caught_by_checks": 0, "caught_by_grader": 0,
-              "slips": [], "escapes": [], "invalid": [], "reference_failures": [], "problems": p.problems}
+              "slips": [], "escapes": [], "invalid": [], "results": [], "reference_failures": [], "problems": p.problems}
     if not catalogue.exists():
         report["problems"].append(f"no catalogue: write tests/mutations/nb{nn}.py")
         return report
@@ -154,6 +154,8 @@ def run_notebook(nn: str, solution: Path, *, full: bool, all_hidden: bool, jobs:
                      caught_by_grader=m["caught_by_checks"] or caught_hidden,
                      why_grader=m["why_checks"] or why)
         report["mutants"] += 1
+        report["results"].append({k: m[k] for k in ("function", "name", "caught_by_checks", "caught_by_grader",
+                                                     "why_grader")})
         report["caught_by_checks"] += m["caught_by_checks"]
         report["caught_by_grader"] += m["caught_by_grader"]
         if not m["caught_by_checks"]:

@@ -185,6 +185,9 @@ def main(argv=None) -> int:
     p.add_argument("--jobs", type=int, default=1, help="processes grading at the same time (default: 1)")
     p.add_argument("--no-hidden", action="store_true",
                    help="run the self-checks only, not the hidden tests of tests/ (faster)")
+    p.add_argument("--quick", action="store_true",
+                   help="hidden tests of tests/mutations/ only: seconds per student instead of minutes "
+                        "(leaves out the comparisons with captum and scikit-learn)")
     p.add_argument("--solutions", help="the reference notebooks (default: solutions/ of the course)")
     p.add_argument("--tests", help="the hidden tests' folder (default: tests/ of the course)")
     p.set_defaults(func=cmd_grade)

@@ -356,9 +356,9 @@ def hidden_tests(tests_dir: Path, stem: str, functions) -> list[Hidden]:
     return found
 
 
-def plan(solution: str | os.PathLike, tests_dir: str | os.PathLike | None = None) -> Plan:
+def plan(solution: str | os.PathLike, tests_dir: str | os.PathLike | None = None, quick: bool = False) -> Plan:
     """Exercises, checks, hidden tests, export and setup cells, written answers of a solution
-    notebook (no torch: cheap)."""
+    notebook (no torch: cheap). ``quick``: only the hidden tests of ``tests/mutations/``."""
     import nbformat
 
     from .grading import cell_roles
@@ -390,7 +390,8 @@ def plan(solution: str | os.PathLike, tests_dir: str | os.PathLike | None = None
             problems.append(f"{path.name}: exercise {ex.name} has no self-check cell")
     if tests_dir is not None:
         for ex in exercises:
-            ex.hidden = hidden_tests(Path(tests_dir), path.stem, ex.functions)
+            ex.hidden = [h for h in hidden_tests(Path(tests_dir), path.stem, ex.functions)
+                         if not quick or Path(h.path).parent.name == "mutations"]
     targets = [c.index for ex in exercises for c in ex.checks]
     setup, missing = setup_slice(code_cells, targets)
     if missing:
@@ -510,7 +511,8 @@ class Child:
                 import faulthandler
 
                 faulthandler.enable(file=sys.stderr)
-                os.chdir(self.workdir)
+                os.makedirs(self.workdir / "cwd")
+                os.chdir(self.workdir / "cwd")  # files a submission writes land apart from the events
                 with open(self.events_path, "w", buffering=1, encoding="utf-8") as events:
                     def emit(event: dict) -> None:
                         events.write(json.dumps(event, default=str) + "\n")
@@ -1058,8 +1060,9 @@ def answers_target(p: Plan, notebook: str):
             if not hits and len(nb.cells) > index and nb.cells[index].cell_type == "markdown":
                 hits = [nb.cells[index]]
             text = hits[-1].source if hits else ""
+            questions = source.count("<!-- BEGIN SOLUTION -->")
             emit({"answer": grade_id, "points": points, "text": text[:20000],
-                  "unanswered": text.count("YOUR ANSWER HERE") if hits else int(points),
+                  "unanswered": text.count("YOUR ANSWER HERE") if hits else questions,
                   "found": bool(hits)})
     return target
 
@@ -1074,7 +1077,7 @@ def worker(spec: dict) -> int:
         out.write(json.dumps(record, default=str) + "\n")
         out.flush()
 
-    p = plan(spec["solution"], spec.get("tests") if spec.get("hidden", True) else None)
+    p = plan(spec["solution"], spec.get("tests") if spec.get("hidden", True) else None, quick=spec.get("quick", False))
     prepare_process()
     try:
         module = build_base(p)
@@ -1168,7 +1171,8 @@ def _spawn(spec: dict, workdir: Path, solutions: Path):
 
 
 def grade(submissions, out, *, solutions=None, tests=None, notebooks=None, timeout: float = 600,
-          memory: int | None = 4096, jobs: int = 1, hidden: bool = True, echo=print) -> dict:
+          memory: int | None = 4096, jobs: int = 1, hidden: bool = True, quick: bool = False,
+          echo=print) -> dict:
     """Grade every submission in ``submissions``; write the reports to ``out``; return the data."""
     solutions = Path(solutions or ROOT / "solutions").resolve()
     tests = Path(tests or solutions.parent / "tests").resolve()
@@ -1180,7 +1184,7 @@ def grade(submissions, out, *, solutions=None, tests=None, notebooks=None, timeo
     unknown = [nn for nn in wanted if nn not in references]
     if unknown:
         raise ValueError(f"no solution notebook for {', '.join(unknown)} in {solutions}")
-    plans = {nn: plan(references[nn], tests if hidden else None) for nn in wanted}
+    plans = {nn: plan(references[nn], tests if hidden else None, quick=quick) for nn in wanted}
     for w in warnings:
         echo(f"warning: {w}")
     students = sorted(found)
@@ -1194,10 +1198,14 @@ def grade(submissions, out, *, solutions=None, tests=None, notebooks=None, timeo
         for s in students:
             if nn not in found[s]:
                 missing_records.append((s, nn))
-        chunks = [todo[k::max(1, jobs)] for k in range(max(1, jobs))]
+        # one worker per notebook when there are enough notebooks to keep `jobs` busy (each worker
+        # pays for torch and the setup cells once), else the students split between `jobs` workers
+        n_chunks = 1 if len(wanted) >= jobs else max(1, jobs)
+        chunks = [todo[k::n_chunks] for k in range(n_chunks)]
         for chunk in (c for c in chunks if c):
             specs.append({"id": len(specs), "solution": str(references[nn]), "tests": str(tests),
                           "students": chunk, "timeout": timeout, "memory": memory, "hidden": hidden,
+                          "quick": quick,
                           "threads": max(1, (os.cpu_count() or 1) // max(1, jobs)),
                           "results": str(workdir / f"results-{len(specs)}.jsonl"), "notebook": nn})
     start = time.monotonic()
@@ -1282,6 +1290,7 @@ def _collect(records, plans, students, missing_records, specs, hidden) -> dict:
     return {"students": students, "notebooks": {nn: {"stem": p.stem, "exercises": [
         {"name": ex.name, "functions": ex.functions, "max": sum(w for _, w in ex.items(hidden)),
          "items": ex.items(hidden)} for ex in p.exercises], "manual": [(g, pts) for _, g, pts, _ in p.manual],
+        "questions": [len(re.findall(r"<!-- BEGIN SOLUTION -->", src)) for _, _, _, src in p.manual],
         "problems": p.problems} for nn, p in plans.items()},
         "grades": {f"{s}|{nn}": v for (s, nn), v in grades.items()},
         "answers": {f"{s}|{nn}": v for (s, nn), v in answers.items()},
@@ -1302,6 +1311,11 @@ def _md(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def _answered(a: dict, nb: dict) -> int:
+    """Questions answered: the solution's regions, less the stubs left in the student's cells."""
+    return sum(max(0, q - x["unanswered"]) for q, x in zip(nb["questions"], a["answers"]))
+
+
 def write_reports(data: dict, out: Path):
     out = Path(out)
     notebooks, students = data["notebooks"], data["students"]
@@ -1318,7 +1332,7 @@ def write_reports(data: dict, out: Path):
                    + ["total"])
         w.writerow(["(maximum)"] + [_fmt(m) for _, _, m in columns]
                    + [_fmt(sum(e["max"] for e in nb["exercises"])) for nb in notebooks.values()]
-                   + [len(nb["manual"]) and _fmt(sum(p for _, p in nb["manual"])) for nb in notebooks.values()]
+                   + [_fmt(sum(nb["questions"])) for nb in notebooks.values()]
                    + [_fmt(sum(m for _, _, m in columns))])
         for s in students:
             pts = [record(s, nn, name) for nn, name, _ in columns]
@@ -1327,8 +1341,7 @@ def write_reports(data: dict, out: Path):
             written = []
             for nn, nb in notebooks.items():
                 a = data["answers"].get(f"{s}|{nn}")
-                asked = sum(p for _, p in nb["manual"])
-                written.append("" if a is None else _fmt(asked - sum(x["unanswered"] for x in a["answers"])))
+                written.append("" if a is None else _fmt(_answered(a, nb)))
             w.writerow([s] + [_fmt(r["points"]) if r else "" for r in pts] + [_fmt(t) for t in totals]
                        + written + [_fmt(sum(totals))])
     # details.csv: one row per check or hidden test
@@ -1368,8 +1381,7 @@ def write_reports(data: dict, out: Path):
                 r = record(s, nn, e["name"])
                 cells.append("" if r is None else _fmt(r["points"]))
             a = data["answers"].get(f"{s}|{nn}")
-            asked = sum(p for _, p in nb["manual"])
-            written = "" if a is None else f"{_fmt(asked - sum(x['unanswered'] for x in a['answers']))}/{_fmt(asked)}"
+            written = "" if a is None else f"{_fmt(_answered(a, nb))}/{_fmt(sum(nb['questions']))}"
             total = sum((record(s, nn, e["name"]) or {}).get("points", 0) for e in exs)
             lines.append(f"| {_md(s)} | " + " | ".join(cells) + f" | {_fmt(total)} | {written} |")
         for prob in nb.get("problems", []):
@@ -1394,8 +1406,8 @@ def write_reports(data: dict, out: Path):
             lines += [f"- **{_md(s)}**"] + lost
     (out / "grades.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     # answers.md
-    lines = ["# Written answers", "", "For a person to read and grade (the questions' points are in "
-             "each heading).", ""]
+    lines = ["# Written answers", "", "For a person to read and grade (each heading gives the points "
+             "of its cell, from its nbgrader metadata).", ""]
     for nn, nb in notebooks.items():
         for k, (grade_id, pts) in enumerate(nb["manual"]):
             lines += [f"## {nb['stem']}: {grade_id} ({_fmt(pts)} points)", ""]
@@ -1414,27 +1426,12 @@ def write_reports(data: dict, out: Path):
     (out / "details.json").write_text(json.dumps(data, indent=1, default=str), encoding="utf-8")
 
 
-_UNUSED_HELP = """\
-Grade a folder of submissions: for each student, notebook and exercise, run the exercise's
-self-checks (from the solution notebook) and hidden tests (the pytest tests of tests/ that call
-its functions) in a separate process with a time and a memory limit, then write grades.csv,
-grades.md (points per student and exercise, the reason for every lost point), details.csv,
-details.json and answers.md (the written answers, for a person to grade) to --out.
-
-Accepted layouts of SUBMISSIONS:
-  SUBMISSIONS/alice/00_setup_and_tour.ipynb        one folder per student (any depth inside it,
-  SUBMISSIONS/alice/tp/03_patches_and_occlusion.ipynb   e.g. nbgrader's submitted/ folder)
-  SUBMISSIONS/alice_00_setup_and_tour.ipynb        one file per student and notebook: the student's
-  SUBMISSIONS/bob-03_patches_and_occlusion.ipynb   name, then _ - . or a space, then the file name
-A notebook is recognized by its number (NN_anything.ipynb). Crashes, endless loops, huge outputs and
-syntax errors cost the exercise concerned only. Needs Linux or macOS (on Windows: WSL)."""
-
-
 def main_from_args(args, root: Path | None = None) -> int:
     root = Path(root or ROOT)
     data = grade(args.submissions, args.out, solutions=args.solutions or root / "solutions",
                  tests=args.tests or root / "tests", notebooks=args.notebooks, timeout=args.timeout,
-                 memory=args.memory or None, jobs=args.jobs, hidden=not args.no_hidden)
+                 memory=args.memory or None, jobs=args.jobs, hidden=not args.no_hidden,
+                 quick=getattr(args, "quick", False))
     return 1 if data["errors"] else 0
 
 
