@@ -81,6 +81,11 @@ def _features(model, layer, x):
     return acts[layer]
 
 
+def pixel_start(shape):
+    """The noise invert() starts from with seed 0."""
+    return tp.optimize.pixel_image(shape, sd=0.1, generator=torch.Generator().manual_seed(0))().detach()
+
+
 @pytest.mark.parametrize("layer", ["conv1", "fire3"])
 def test_invert_matches_the_features(nb, model, layer):
     x0 = tp.preprocess("coffee", size=64)
@@ -93,10 +98,6 @@ def test_invert_matches_the_features(nb, model, layer):
     start = pixel_start(x0.shape)
     assert error < float(nb.feature_loss(_features(model, layer, start), f0)) ** 0.5
     assert all(not m._forward_hooks for m in model.modules())  # the extractor's hooks are gone
-
-
-def pixel_start(shape):
-    return tp.optimize.pixel_image(shape, sd=0.1, generator=torch.Generator().manual_seed(0))().detach()
 
 
 def test_invert_is_deterministic_and_uses_tv(nb, model):
