@@ -149,7 +149,33 @@ def random_rotate(degrees: Sequence[float], generator: torch.Generator | None = 
 
 def standard_transforms(generator: torch.Generator | None = None) -> list[Transform]:
     """Lucid's ``transforms.standard_transforms``: pad 12, jitter 8, scale by 0.9 to 1.1,
-    rotate by -10 to 10 degrees, jitter 4 (sizes for a 224-pixel image)."""
+    rotate by -10 to 10 degrees, jitter 4 (sizes for a 224-pixel image). The output is larger
+    than the input (about 248 pixels for 224); wrap the list in :func:`keep_size` to keep 224."""
     return [pad(12), jitter(8, generator),
             random_scale([1 + (i - 5) / 50 for i in range(11)], generator),
             random_rotate(list(range(-10, 11)) + 5 * [0], generator), jitter(4, generator)]
+
+
+def center_crop_or_pad(x: torch.Tensor, size: Sequence[int], value: float = 0.0) -> torch.Tensor:
+    """Cut ``x`` to ``size = (H, W)`` about its centre, padding with ``value`` where it is smaller."""
+    out = x
+    for dim, want in ((-2, size[0]), (-1, size[1])):
+        have = out.shape[dim]
+        if have > want:
+            out = out.narrow(dim, (have - want) // 2, want)
+        elif have < want:
+            before = (want - have) // 2
+            widths = [0, 0, 0, 0]
+            widths[0 if dim == -1 else 2], widths[1 if dim == -1 else 3] = before, want - have - before
+            out = F.pad(out, widths, mode="constant", value=value)
+    return out
+
+
+def keep_size(transforms: Sequence[Transform]) -> Transform:
+    """Apply ``transforms`` in order, then cut or pad the result back to the input's size, so
+    that the model always sees images of one size (and costs the same at every step)."""
+    inner_transform = compose(list(transforms))
+
+    def inner(x: torch.Tensor) -> torch.Tensor:
+        return center_crop_or_pad(inner_transform(x), x.shape[-2:])
+    return inner
