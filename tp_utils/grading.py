@@ -11,8 +11,9 @@ nbgrader needs to know the role of each cell; the course's notebooks say it alre
 - every other cell carries no nbgrader metadata.
 
 :func:`annotate` writes that metadata (``tp generate`` runs it on every solution notebook), and
-:func:`metadata_problems` reports cells whose stored metadata disagrees (``tp check``). Points
-set by hand in a cell's metadata are kept.
+:func:`metadata_problems` reports cells whose stored metadata disagrees (``tp check``). The points
+follow from the structure (one per check cell, one per question), so that they stay right when a
+question or a check is added.
 """
 from __future__ import annotations
 
@@ -61,8 +62,7 @@ def _metadata(role: str, grade_id: str, points: int) -> dict:
 
 
 def annotate(nb: nbformat.NotebookNode) -> bool:
-    """Write nbgrader metadata into ``nb``'s cells (in place); True if anything changed.
-    Points already set by hand on a graded cell are kept."""
+    """Write nbgrader metadata into ``nb``'s cells (in place); True if anything changed."""
     changed = False
     for cell, (role, grade_id, points) in zip(nb.cells, cell_roles(nb)):
         old = cell.metadata.get("nbgrader")
@@ -71,8 +71,6 @@ def annotate(nb: nbformat.NotebookNode) -> bool:
                 del cell.metadata["nbgrader"]
                 changed = True
             continue
-        if old and old.get("grade") and "points" in old and role in ("manual", "tests"):
-            points = old["points"]
         new = _metadata(role, grade_id, points)
         if old != new:
             cell.metadata["nbgrader"] = new
