@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import difflib
 import io
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, redirect_stderr, redirect_stdout
 from functools import partial
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -55,7 +55,13 @@ def _torchvision(name: str, pretrained: bool) -> nn.Module:
     weights = torchvision.models.get_model_weights(name).DEFAULT
     file = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
     try:
-        return builder(weights=weights)
+        if file.exists():
+            return builder(weights=weights)
+        log = io.StringIO()  # torch.hub prints the download's paths: keep them out of stored outputs
+        with redirect_stdout(log), redirect_stderr(log):
+            model = builder(weights=weights)
+        print(f"downloaded the weights of {name} into the torch hub cache ($TORCH_HOME)")
+        return model
     except Exception as err:
         raise WeightsUnavailableError(
             f"the pretrained weights of {name} are not on this machine and could not be "
