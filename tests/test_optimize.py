@@ -262,3 +262,19 @@ def test_random_transforms_draw_several_values():
     sizes = {scale(torch.zeros(1, 1, 8, 8)).shape[-1] for _ in range(30)}
     assert sizes == {4, 8, 16}
     assert not math.isnan(float(R.random_rotate(range(-10, 11), g)(torch.ones(1, 1, 8, 8)).sum()))
+
+
+def test_random_affine_is_the_chain_of_transforms_in_one_resampling():
+    x = torch.randn(2, 3, 20, 30, generator=gen(0))
+    moved = R.random_affine(shift=3, generator=gen(1))(x)
+    matches = [(dx, dy) for dx in range(-3, 4) for dy in range(-3, 4)
+               if torch.allclose(R.center_crop_or_pad(R.roll(R.pad(3)(x), dx, dy), (20, 30)), moved, atol=1e-5)]
+    assert len(matches) == 1  # a translation with grey filling
+    assert torch.allclose(R.random_affine(scales=[2.0])(x), R.keep_size([R.random_scale([2.0])])(x), atol=1e-4)
+    assert torch.allclose(R.random_affine(degrees=[30])(x), R.random_rotate([30])(x), atol=1e-5)
+    assert torch.equal(R.random_affine()(x), x)
+    a = R.random_affine([0.9, 1.1], [-10, 10], 8, gen(2))
+    b = R.random_affine([0.9, 1.1], [-10, 10], 8, gen(2))
+    assert all(torch.equal(a(x), b(x)) for _ in range(3))
+    with pytest.raises(ValueError):
+        R.random_affine(scales=[])

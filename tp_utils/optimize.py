@@ -78,20 +78,23 @@ class FourierImage(nn.Module):
         # With norm="ortho" this is Lucid's scaling (its irfft2d divides by h w, its scale has a
         # factor sqrt(h w)): at sd=0.01 the start is a grey image with faint low-frequency colour.
         scale = 1.0 / freq.clamp(min=1.0 / max(h, w)) ** decay_power
-        self.register_buffer("scale", scale[..., None].expand(-1, -1, 2).contiguous())
+        # (Lucid then divides the image by 4: folded into the scale)
+        self.register_buffer("scale", (scale / 4.0)[..., None].expand(-1, -1, 2).contiguous())
         self.spectrum = nn.Parameter(torch.randn((n, c, h, w // 2 + 1, 2), generator=generator) * sd)
         self.size, self.decorrelate = (h, w), decorrelate
         color = _COLOR_SQRT / _COLOR_SQRT.norm(dim=0).max()
         self.register_buffer("color", color)
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+        mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+        std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+        self.register_buffer("shift", -mean / std)
+        self.register_buffer("inv_std", 1.0 / std)
 
     def forward(self) -> torch.Tensor:
         spectrum = torch.view_as_complex(self.spectrum * self.scale)
-        img = torch.fft.irfft2(spectrum, s=self.size, norm="ortho") / 4.0
+        img = torch.fft.irfft2(spectrum, s=self.size, norm="ortho")
         if self.decorrelate:
-            img = torch.einsum("ij,njhw->nihw", self.color, img)
-        return (torch.sigmoid(img) - self.mean) / self.std
+            img = (self.color @ img.flatten(2)).view_as(img)
+        return torch.addcmul(self.shift, torch.sigmoid(img), self.inv_std)  # (sigmoid - mean) / std
 
 
 def fourier_image(shape=(1, 3, 224, 224), sd: float = 0.01, decay_power: float = 1.0,

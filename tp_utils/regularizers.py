@@ -179,3 +179,34 @@ def keep_size(transforms: Sequence[Transform]) -> Transform:
     def inner(x: torch.Tensor) -> torch.Tensor:
         return center_crop_or_pad(inner_transform(x), x.shape[-2:])
     return inner
+
+
+def random_affine(scales: Sequence[float] = (1.0,), degrees: Sequence[float] = (0.0,), shift: int = 0,
+                  generator: torch.Generator | None = None) -> Transform:
+    """Scale by a factor drawn from ``scales`` and rotate by an angle (degrees, counterclockwise)
+    drawn from ``degrees``, about the centre, then shift by up to ``shift`` pixels in each
+    direction: one bilinear resampling, the same size out, 0 (the mean colour) where nothing maps.
+
+    The cheap equivalent of ``keep_size([pad(shift), jitter(shift), random_scale(scales),
+    random_rotate(degrees)])``: one ``grid_sample`` instead of a chain of resamplings.
+    """
+    scales, degrees = list(scales), list(degrees)
+    if not scales or min(scales) <= 0 or not degrees:
+        raise ValueError(f"random_affine needs positive scales and at least one angle, got {scales}, {degrees}")
+
+    def inner(x: torch.Tensor) -> torch.Tensor:
+        s, a = _pick(scales, generator), math.radians(_pick(degrees, generator))
+        dx, dy = (torch.randint(-shift, shift + 1, (2,), generator=generator).tolist() if shift else (0, 0))
+        if s == 1.0 and a == 0.0 and dx == 0 and dy == 0:
+            return x
+        h, w = x.shape[-2:]
+        cos, sin = math.cos(a) / s, math.sin(a) / s
+        # output -> input, in grid_sample's [-1, 1] coordinates (corrected for the aspect ratio)
+        # (what F.affine_grid computes, with two broadcast sums instead of a batched matmul)
+        u = (torch.arange(w, dtype=x.dtype, device=x.device) * 2 + 1) / w - 1   # pixel centres
+        v = ((torch.arange(h, dtype=x.dtype, device=x.device) * 2 + 1) / h - 1)[:, None]
+        grid = torch.stack([cos * u - sin * h / w * v - 2.0 * dx / w,
+                            sin * w / h * u + cos * v - 2.0 * dy / h], dim=-1)
+        grid = grid.expand(x.shape[0], h, w, 2)
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return inner
