@@ -72,6 +72,28 @@ MUTANTS = [
         values, indices = probs[0].topk(k)
         return values.expand(x.shape[0], k), indices.expand(x.shape[0], k)
     """),
+    ("topk_predictions", "the model left in training mode (dropout on)", """
+        model.train()
+        with torch.no_grad():
+            probs = model(x).softmax(dim=1)
+        return probs.topk(k, dim=1)
+    """),
+    ("topk_predictions", "softmax over the whole batch flattened (N x 1000 values)", """
+        with torch.no_grad():
+            scores = model(x)
+            probs = scores.flatten().softmax(dim=0).view_as(scores)
+        return probs.topk(k, dim=1)
+    """),
+    ("topk_predictions", "exp of the scores, not normalized", """
+        with torch.no_grad():
+            probs = model(x).exp()
+        return probs.topk(k, dim=1)
+    """),
+    ("topk_predictions", "one image only: the batch axis squeezed away", """
+        with torch.no_grad():
+            probs = model(x).softmax(dim=1)[0]
+        return probs.topk(k)
+    """),
 ]
 
 

@@ -204,6 +204,31 @@ MUTANTS = [
     ("zero_fraction", "mean over the first axis only (a tensor, not a number)", """
         return (a == 0).float().mean(dim=0)
     """),
+    ("normalize_per_filter", "per-filter minimum, but divided by the whole layer's range", """
+        lo = w.amin(dim=(1, 2, 3), keepdim=True)
+        return (w - lo) / (w.max() - w.min() + 1e-12)
+    """),
+    ("channel_means", "mean over the width only (dim=3): one value per row", """
+        means, handles = {}, []
+
+        def make_hook(name):
+            def hook(module, inputs, output):
+                means[name] = output.detach().mean(dim=3)
+            return hook
+
+        try:
+            for name in names:
+                handles.append(tp.get_layer(model, name).register_forward_hook(make_hook(name)))
+            with torch.no_grad():
+                model(x)
+        finally:
+            for h in handles:
+                h.remove()
+        return means
+    """),
+    ("zero_fraction", "integer division: 0 unless every entry is zero", """
+        return int((a == 0).sum()) // a.numel()
+    """),
 ]
 
 

@@ -69,6 +69,15 @@ MUTANTS = [
         labels = torch.as_tensor(np.asarray(labels))
         return (labels[neighbors] == labels[:, None]).float().sum().item() / len(labels)
     """),
+    ("nearest_neighbors", "diagonal set to 0 instead of excluded: each row finds itself", """
+        d = torch.cdist(X, X)
+        d.fill_diagonal_(0.0)
+        return d.topk(k, dim=1, largest=False).indices
+    """),
+    ("same_source_rate", "the first neighbour of each query only", """
+        labels = torch.as_tensor(np.asarray(labels))
+        return (labels[neighbors[:, 0]] == labels).float().mean().item()
+    """),
 ]
 
 
