@@ -85,3 +85,12 @@ def test_package_names_stay_what_they_are():
         importlib.import_module(f"tp_utils.{module}")  # importing a submodule sets a package attribute
     assert callable(tp.progress) and tp.progress.__name__ == "progress"
     assert tp.patches.patch_box(0, 0, (7, 2, 3.0), 224) == (0, 0, 7, 7)
+
+
+def test_every_module_is_reachable_from_the_package():
+    from pathlib import Path
+
+    modules = {p.stem for p in Path(tp.__file__).parent.glob("*.py") if not p.stem.startswith("_")}
+    not_for_notebooks = {"progress", "cli"}  # tp.progress is the function; cli is the `tp` command
+    unreachable = sorted(m for m in modules - not_for_notebooks if m not in dir(tp))
+    assert not unreachable, f"add these to tp_utils._SUBMODULES: {unreachable}"

@@ -28,7 +28,7 @@ _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 _SUBMODULES = {"answers", "assets", "checks", "device", "digits", "grade", "grading", "images", "imagenet",
                "labels", "models",
                "notebook", "optimize", "patches", "plotting", "regularizers", "sanity",
-               "squeezenet", "student", "transformer_net", "widgets"}
+               "squeezenet", "student", "style", "transformer_net", "widgets"}
 
 __all__ = sorted(_WHERE) + sorted(_SUBMODULES)
 

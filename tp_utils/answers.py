@@ -29,6 +29,8 @@ from .notebook import export_cells, load_exports
 DOOR: dict[str, tuple[str, int]] = {
     "receptive_fields": ("03_patches_and_occlusion", 1),
     "top_activations": ("03_patches_and_occlusion", 2),
+    "tv_loss": ("09_feature_inversion", 1),
+    "gram_matrix": ("10_textures", 1),
 }
 ENV_VAR = "TP_ANSWERS_DIR"
 

@@ -3,7 +3,7 @@
 Johnson et al. (2016)'s image transformation network, with Dumoulin et al. (2017)'s conditional
 normalization so that one network paints several styles::
 
-    net = TransformerNet(norm, n_styles=3, channels=16, n_residual=3)
+    net = TransformerNet(norm, n_styles=3, channels=12, n_residual=3)
     y = net(x, style=1)                       # x, y: normalized (N, 3, H, W) images
     y = net(x, style=[0.5, 0.5, 0.0])         # halfway between styles 0 and 1
 
@@ -30,7 +30,7 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -45,10 +45,10 @@ NormFunction = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 def style_weights(style, n: int, n_styles: int, device=None) -> torch.Tensor:
     """``(n, n_styles)`` float weights from an index, a vector of weights or a matrix of them.
 
-    An index ``s`` gives the one-hot vector of style ``s`` (a ``(n,)`` integer tensor: one index
-    per image); a vector of ``n_styles`` weights is
-    repeated for the ``n`` images; an ``(n, n_styles)`` matrix is returned as it is. Weights are
-    used as given (not renormalized): a mixture's weights should sum to 1.
+    An index ``s`` gives the one-hot vector of style ``s``, an ``(n,)`` integer tensor one index per
+    image; a vector of ``n_styles`` weights is repeated for the ``n`` images; an ``(n, n_styles)``
+    matrix is returned as it is. Weights are used as given (not renormalized): a mixture's weights
+    should sum to 1.
     """
     if isinstance(style, bool):
         raise TypeError("style must be an index, a vector of weights or a matrix, not a bool")

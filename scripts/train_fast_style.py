@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import torch
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -51,6 +52,28 @@ def notebook12():
     return nb
 
 
+def export_photos(folder: Path, size: int) -> None:
+    """Write the training photos, resized and cropped to ``size``, as JPEG files (quality 95) in ``folder`` with a
+    ``photos.json`` list (names, held-out photos): ``--photos folder`` trains on them where the
+    labelled photos cannot go (a GPU machine that takes a few MB of data, not the 22 MB of photos)."""
+    photos, names, held_out = training_photos(size)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, photo in enumerate(photos):
+        Image.fromarray((tp.deprocess(photo) * 255).round().astype("uint8")).save(folder / f"{i:03d}.jpg", quality=95)
+    (folder / "photos.json").write_text(json.dumps({"size": size, "names": names, "held out": held_out}))
+    print(f"wrote {len(photos)} photos of {size} px to {folder}")
+
+
+def exported_photos(folder: Path, size: int) -> tuple[torch.Tensor, list[str], list[str]]:
+    """What :func:`training_photos` gives, read back from :func:`export_photos`'s folder (JPEG at
+    quality 95: the same photos up to a compression error of about 1/255 per pixel)."""
+    manifest = json.loads((folder / "photos.json").read_text())
+    if manifest["size"] != size:
+        raise SystemExit(f"{folder} holds photos of {manifest['size']} px, not --photo-size {size}")
+    photos = torch.cat([tp.preprocess(folder / f"{i:03d}.jpg", size=None) for i in range(len(manifest["names"]))])
+    return photos, manifest["names"], manifest["held out"]
+
+
 def training_photos(size: int) -> tuple[torch.Tensor, list[str], list[str]]:
     """(photos (P, 3, size, size), their names, the held-out labelled photos' names)."""
     labelled = tp.labelled_set(size=size)
@@ -61,12 +84,12 @@ def training_photos(size: int) -> tuple[torch.Tensor, list[str], list[str]]:
     return photos, [labelled.files[i] for i in keep] + list(SAMPLE_PHOTOS), held_out
 
 
-def style_grams(nb, model, layers, size: int) -> dict[str, torch.Tensor]:
+def style_grams(nb, model, layers, size: int, device=None) -> dict[str, torch.Tensor]:
     """{layer: (S, C, C)}: the Gram matrices of the paintings, longer side resized to ``size``."""
     grams = {layer: [] for layer in layers}
     with torch.no_grad(), tp.models.feature_extractor(model, layers) as features:
         for painting in tp.PAINTINGS:
-            f = features(nb.load_style(painting, longer=size))
+            f = features(nb.load_style(painting, longer=size).to(device))
             for layer in layers:
                 grams[layer].append(nb.gram_matrix(f[layer])[0])
     return {layer: torch.stack(g) for layer, g in grams.items()}
@@ -100,24 +123,37 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: PyTorch's)")
     p.add_argument("--out", type=Path, default=ROOT / "data" / "fast_style" / "cin_3styles.pt")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if there is one)")
+    p.add_argument("--photos", type=Path, default=None,
+                   help="train on the photos that --export-photos wrote to this folder")
+    p.add_argument("--export-photos", type=Path, default=None, metavar="FOLDER",
+                   help="write the training photos at --photo-size to FOLDER and stop")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.export_photos:
+        export_photos(args.export_photos, args.photo_size)
+        return 0
+    device = torch.device(args.device) if args.device else tp.get_device()
 
     generator = tp.seed_everything(args.seed)
     nb = notebook12()
     weights = nb.LOSS_WEIGHTS
     layers = list(dict.fromkeys([*weights["content"], *weights["style"]]))
-    model = tp.style.loss_network()  # SqueezeNet with average pooling, as in notebooks 10-11
-    photos, names, held_out = training_photos(args.photo_size)
-    grams = style_grams(nb, model, list(weights["style"]), args.style_size)
+    model = tp.style.loss_network(device=device)  # SqueezeNet with average pooling, as in notebooks 10-11
+    if args.photos:
+        photos, names, held_out = exported_photos(args.photos, args.photo_size)
+    else:
+        photos, names, held_out = training_photos(args.photo_size)
+    photos = photos.to(device)
+    grams = style_grams(nb, model, list(weights["style"]), args.style_size, device)
     n_styles = len(tp.PAINTINGS)
     net = transformer_net.TransformerNet(nb.conditional_instance_norm, n_styles=n_styles,
-                                         channels=args.channels, n_residual=args.residual)
+                                         channels=args.channels, n_residual=args.residual).to(device)
     sample = transformer_net.CropSampler(photos, size=args.size, batch=args.batch, n_styles=n_styles,
                                          generator=generator)
     print(f"{len(photos)} training photos, {transformer_net.n_parameters(net):,} parameters, "
-          f"{args.steps} steps of {args.batch} crops of {args.size} px, {torch.get_num_threads()} threads")
+          f"{args.steps} steps of {args.batch} crops of {args.size} px, on {device.type}, {torch.get_num_threads()} threads")
     start = time.perf_counter()
     with tp.models.feature_extractor(model, layers) as features:
         def loss_fn(outputs, contents, style):
@@ -132,7 +168,7 @@ def main(argv=None) -> int:
         history = transformer_net.train(net, loss_fn, sample, args.steps, lr=args.lr, lr_end=args.lr_end,
                                         callback=log, desc="train")
     seconds = time.perf_counter() - start
-    net.eval()
+    net.eval().cpu()
 
     buffer = io.BytesIO()
     torch.save(net.state_dict(), buffer)
@@ -157,8 +193,11 @@ def main(argv=None) -> int:
             "photos": f"{len(photos)}: the labelled ImageNet photos but every {HELD_OUT_EVERY}th "
                       f"({len(photos) - len(SAMPLE_PHOTOS)}) and the sample photos {', '.join(SAMPLE_PHOTOS)}",
             "held out": held_out,
+            "photos folder": (f"written by `python scripts/train_fast_style.py --export-photos FOLDER "
+                              f"--photo-size {args.photo_size}` (JPEG, quality 95)" if args.photos else None),
             "seconds": round(seconds, 1),
-            "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {torch.get_num_threads()} "
+            "machine": (f"{torch.cuda.get_device_name(device)}, " if device.type == "cuda" else "")
+                       + f"{platform.machine()}, {os.cpu_count()} CPU cores, {torch.get_num_threads()} "
                        f"torch threads, torch {torch.__version__}",
             "final losses (mean of the last 100 steps)": {k: sum(h[k] for h in last) / len(last) for k in last[0]},
             "first losses": history[0],

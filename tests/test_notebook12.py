@@ -1,6 +1,5 @@
 """Notebook 12 (fast style transfer): conditional instance normalization, the perceptual loss of a
 batch, the transformer network of tp_utils.transformer_net and the trained network in data/."""
-import json
 from pathlib import Path
 
 import pytest
