@@ -141,6 +141,16 @@ MUTANTS = [
         "model(batch).softmax(dim=1)[:, target]", "model(batch).softmax(dim=0)[:, target]")),
     ("occlusion_map", "pixel map: mean over all the windows, not those covering the pixel", _occlusion(
         "pixel_map = total / count.clamp(min=1)", "pixel_map = total / len(positions)")),
+    ("receptive_fields", "half-kernel k / 2 instead of (k - 1) / 2 in the offset", _fields(
+        "r, o, j = r + (k - 1) * j, o + (k / 2 - p) * j, JUMP")),
+    ("top_activations", "one per image, but in image order, not strongest first", """
+        best, where = maps.flatten(1).max(dim=1)
+        images = sorted(best.argsort(descending=True)[:k].tolist())
+        width = maps.shape[-1]
+        return [(int(n), int(where[n]) // width, int(where[n]) % width) for n in images]
+    """),
+    ("occlusion_map", "baseline added to the window instead of replacing it", _occlusion(
+        "x0:x0 + window] = baseline", "x0:x0 + window] += baseline")),
 ]
 
 
