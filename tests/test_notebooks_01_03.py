@@ -123,6 +123,17 @@ def test_top_activations_and_patch_box(nb03):
     assert patch_box(0, 0, (155, 16, 17.0), 160) == (0, 0, 95, 95)
 
 
+def test_photo_bank_holds_one_image_per_photo():
+    # notebook 03's bank: "one patch per image" must mean one per photo (no crops or flips of a photo)
+    images, labels = tp.patches.photo_bank(size=64)
+    labelled = tp.labelled_set(size=64)
+    assert images.shape == (len(labelled) + len(tp.images.SAMPLE_IMAGES), 3, 64, 64) == (len(labels), 3, 64, 64)
+    assert torch.equal(images[:len(labelled)], labelled.images)
+    assert labels[:len(labelled)] == labelled.names and labels[len(labelled):] == list(tp.images.SAMPLE_IMAGES)
+    flat = images.flatten(1)
+    assert torch.cdist(flat, flat).fill_diagonal_(float("inf")).min() > 1.0  # no two images alike
+
+
 @pytest.mark.parametrize("window,stride,baseline", [(64, 32, 0.0), (50, 40, -1.0)])
 def test_occlusion_equals_captum(nb03, model, window, stride, baseline):
     from captum.attr import Occlusion

@@ -1,4 +1,4 @@
-"""Receptive-field geometry and banks of activations, for top-patch figures (notebooks 03, 05, 07).
+"""Receptive-field geometry, the photo bank and its activations, for top-patch figures (notebooks 03, 05, 07).
 
 Answer-free helpers only: computing the receptive fields and finding the top activations are
 exercises of notebook 03 (later notebooks get them through :mod:`tp_utils.answers`).
@@ -9,6 +9,8 @@ import torch
 from torch import nn
 from torchvision.models.squeezenet import Fire
 
+from .images import preprocess, sample_images
+from .imagenet import labelled_set
 from .models import capture_activations
 from .progress import progress
 
@@ -33,6 +35,16 @@ def patch_box(y: int, x: int, field, size: int) -> tuple[int, int, int, int]:
     cy, cx, half = o + y * j, o + x * j, (r - 1) / 2
     clip = lambda v: int(min(max(round(v), 0), size))
     return clip(cy - half), clip(cx - half), clip(cy + half + 1), clip(cx + half + 1)
+
+
+def photo_bank(size: int = 224) -> tuple[torch.Tensor, list[str]]:
+    """Notebook 03's bank for top patches: the labelled ImageNet photos then the sample photos, one
+    normalized ``(3, size, size)`` image per photo (so "one patch per image" is one per photo), and a
+    label per photo (its ImageNet class name, or the sample's name). Returns ``(images, labels)``."""
+    labelled = labelled_set(size=size)
+    samples = sample_images()
+    images = torch.cat([labelled.images] + [preprocess(img, size=size) for img in samples.values()])
+    return images, list(labelled.names) + list(samples)
 
 
 def bank_activations(model: nn.Module, images: torch.Tensor, layers, batch_size: int = 48
