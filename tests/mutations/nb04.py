@@ -107,6 +107,9 @@ MUTANTS = [
     ("saliency_map", "mean of |gradient| over the colour channels", """
         return grad.abs().mean(dim=1)
     """),
+    ("saliency_map", "largest squared gradient over the colour channels", """
+        return (grad ** 2).amax(dim=1)
+    """),
     ("saliency_map", "L2 norm over the colour channels", """
         return grad.norm(dim=1)
     """),
@@ -141,6 +144,11 @@ MUTANTS = [
     ("smoothgrad", "one noise draw shared by the copies of a batch", _edit(
         SMOOTHGRAD, ("eps = torch.randn((b,) + tuple(x.shape[1:])", "eps = torch.randn((1,) + tuple(x.shape[1:])"),
         ("class_gradient(model, x + eps, target)", "class_gradient(model, (x + eps).expand(b, -1, -1, -1), target)"))),
+    ("smoothgrad", "noise added to the gradient instead of the image", _edit(
+        SMOOTHGRAD, ("saliency_map(class_gradient(model, x + eps, target))",
+                     "saliency_map(class_gradient(model, x.expand(b, -1, -1, -1), target) + eps)"))),
+    ("smoothgrad", "mean of each batch's maps added up, instead of their sum", _edit(
+        SMOOTHGRAD, (".sum(dim=0, keepdim=True)", ".mean(dim=0, keepdim=True)"))),
     ("smoothgrad", "signed gradient maps averaged (no abs)", _edit(
         SMOOTHGRAD, ("saliency_map(class_gradient(model, x + eps, target))", "class_gradient(model, x + eps, target).amax(dim=1)"))),
     ("integrated_gradients", "gradient x input instead of Integrated Gradients", """
@@ -157,6 +165,9 @@ MUTANTS = [
     ("integrated_gradients", "alphas not divided by steps", _edit(
         IG, ("(torch.arange(steps, dtype=x.dtype, device=x.device) + 0.5) / steps",
              "torch.arange(steps, dtype=x.dtype, device=x.device) + 0.5"))),
+    ("integrated_gradients", "path from 0, not from the baseline", _edit(
+        IG, ("path = baseline + chunk[:, None, None, None] * (x - baseline)",
+             "path = chunk[:, None, None, None] * x"))),
     ("integrated_gradients", "gradients at the baseline only (no path)", _edit(
         IG, ("path = baseline + chunk[:, None, None, None] * (x - baseline)",
              "path = baseline.expand(len(chunk), -1, -1, -1)"))),
@@ -174,6 +185,8 @@ MUTANTS = [
         GRAD_CAM, ("(weights * a).sum(dim=1)", "(weights * a).mean(dim=1)"))),
     ("grad_cam", "ReLU on the channel weights instead of on the map", _edit(
         GRAD_CAM, ("return F.relu((weights * a).sum(dim=1)).detach()", "return (F.relu(weights) * a).sum(dim=1).detach()"))),
+    ("grad_cam", "channel weights: spatial mean of the activations, not of the gradients", _edit(
+        GRAD_CAM, ("weights = g.mean(dim=(2, 3), keepdim=True)", "weights = a.mean(dim=(2, 3), keepdim=True)"))),
     ("grad_cam", "absolute value instead of ReLU", _edit(
         GRAD_CAM, ("return F.relu((weights * a).sum(dim=1)).detach()", "return (weights * a).sum(dim=1).abs().detach()"))),
     # ---------------------------------------------------------------- deletion_curve
@@ -192,6 +205,8 @@ MUTANTS = [
                    "counts = torch.linspace(0, order.numel(), steps + 1).round().long()[1:]"),
         ("keep = torch.ones(steps + 1, order.numel()", "keep = torch.ones(steps, order.numel()"),
         ("keep.view(steps + 1, 1, *scores.shape)", "keep.view(steps, 1, *scores.shape)"))),
+    ("deletion_curve", "softmax over the batch of deletion steps (dim=0)", _edit(
+        DELETION, (".softmax(dim=1)[:, target]", ".softmax(dim=0)[:, target]"))),
     ("deletion_curve", "probability of the top-1 class, not of the target", _edit(
         DELETION, (".softmax(dim=1)[:, target].cpu()", ".softmax(dim=1).amax(dim=1).cpu()"))),
     ("deletion_curve", "pixels ranked one by one (no block averaging)", """
