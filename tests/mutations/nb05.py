@@ -82,6 +82,10 @@ MUTANTS = [
     ("unit_gradient", "guided rule hooked on every module, not only on the ReLUs", _edit(
         ("                if isinstance(module, nn.ReLU):\n                    handles.append(",
          "                if True:\n                    handles.append("))),
+    ("unit_gradient", "mean over the batch instead of the sum", _edit(
+        ("out[(slice(None),) + tuple(unit)].sum().backward()", "out[(slice(None),) + tuple(unit)].mean().backward()"))),
+    ("unit_gradient", "unit indexed without the batch dimension", _edit(
+        ("out[(slice(None),) + tuple(unit)].sum().backward()", "out[tuple(unit)].sum().backward()"))),
     ("unit_gradient", "activations captured detached: no gradient reaches the input", _edit(
         ("tp.capture_activations(model, layer, detach=False)", "tp.capture_activations(model, layer)"))),
 ]
