@@ -96,7 +96,7 @@ def test_reasons(graded):
         first = next(d for d in details if d["student"] == student and d["status"] != "pass")
         assert words in first["reason"], (student, first)
     check = next(d for d in details if d["student"] == "wrong" and d["item"] == "check-topk_predictions-1")
-    assert check["status"] == "fail" and "top-3 probabilities of chelsea" in check["reason"]
+    assert check["status"] == "fail" and "chelsea top-3 probabilities" in check["reason"]
 
 
 def test_bounded_time_and_output(graded):
