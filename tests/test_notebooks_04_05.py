@@ -221,3 +221,17 @@ def test_rank_correlation(nb04):
     assert tp.sanity.rank_correlation(a, a ** 3) == pytest.approx(1.0)
     assert tp.sanity.rank_correlation(a, -a) == pytest.approx(-1.0)
     assert tp.sanity.rank_correlation(a, torch.zeros(10)) == 0.0
+
+
+@pytest.mark.parametrize("name", ["04_saliency", "05_guided_backprop"])
+def test_stored_notebook_stays_light(name):
+    # issue 9: notebook 04 was 13.6 MB (figures at 100 dpi); it travels to every clone and GPU run
+    size = (ROOT / "solutions" / f"{name}.ipynb").stat().st_size
+    assert size < 5e6, f"{name}: {size / 1e6:.1f} MB stored"
+
+
+def test_smoothgrad_default_noise_is_the_papers(nb04):
+    # Smilkov et al. (2017): 10-20 % of the input range
+    import inspect
+
+    assert 0.10 <= inspect.signature(nb04.smoothgrad).parameters["noise"].default <= 0.20
