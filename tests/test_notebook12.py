@@ -223,3 +223,33 @@ def test_record_states_how_it_was_trained(trained):
     assert not any(name in " ".join(training["held out"]) for name in tp.CONTENT_PHOTOS)
     final = training["final losses (mean of the last 100 steps)"]
     assert final["total"] < 0.5 * training["first losses"]["total"]
+
+
+def test_training_script_runs_and_writes_a_loadable_network(tmp_path, nb12):
+    """scripts/train_fast_style.py end to end, tiny: photos exported as JPEG and read back, a few
+    steps, the state dict and its record; the record's check values are the saved network's."""
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location("train_fast_style", ROOT / "scripts" / "train_fast_style.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    photos = tmp_path / "photos"
+    assert script.main(["--export-photos", str(photos), "--photo-size", "48"]) == 0
+    manifest = json.loads((photos / "photos.json").read_text())
+    assert len(list(photos.glob("*.jpg"))) == len(manifest["names"]) == 186 and len(manifest["held out"]) == 20
+    with pytest.raises(SystemExit, match="48 px"):
+        script.exported_photos(photos, 64)
+    back, _, _ = script.exported_photos(photos, 48)
+    direct, _, _ = script.training_photos(48)
+    grey_levels = float((torch.from_numpy(tp.deprocess(back) - tp.deprocess(direct))).abs().mean()) * 255
+    assert grey_levels < 5, grey_levels  # JPEG q95: the photos themselves, up to a few grey levels
+
+    out = tmp_path / "net.pt"
+    args = ["--photos", str(photos), "--photo-size", "48", "--size", "32", "--batch", "3", "--steps", "3",
+            "--channels", "4", "--residual", "1", "--device", "cpu", "--out", str(out)]
+    assert script.main(args) == 0
+    net, record = transformer_net.load(out, nb12.conditional_instance_norm)
+    assert record["config"]["channels"] == 4 and record["training"]["steps"] == 3
+    assert "--export-photos" in record["training"]["photos folder"]
+    assert record["check"] == script.check_values(net, 3)
