@@ -10,6 +10,7 @@ import nbformat
 import pytest
 
 from tp_utils import grading
+from tp_utils.student import CODE_STUB
 
 ROOT = Path(__file__).resolve().parents[1]
 NB00 = "00_setup_and_tour.ipynb"
@@ -26,9 +27,9 @@ def nbgrader(course: Path, *args):
 @pytest.fixture(scope="module")
 def course(tmp_path_factory):
     course = tmp_path_factory.mktemp("course")
-    (course / "nbgrader_config.py").write_text(
-        f"c = get_config()\nc.CourseDirectory.root = {str(course)!r}\nc.CourseDirectory.course_id = 'cnn-viz'\n"
-        "c.ExecutePreprocessor.timeout = 600\n")
+    (course / "nbgrader_config.py").write_text(  # the repository's configuration, as the README says
+        (ROOT / "nbgrader_config.py").read_text() + f"c.CourseDirectory.root = {str(course)!r}\n"
+        "c.CourseDirectory.course_id = 'cnn-viz'\nc.ExecutePreprocessor.timeout = 600\n")
     source = course / "source" / "tp"
     source.mkdir(parents=True)
     for path in sorted((ROOT / "solutions").glob("*.ipynb")):
@@ -60,7 +61,7 @@ def test_nbgrader_autogrades_correct_wrong_and_empty(course):
     for cell in wrong.cells:  # top-k of the raw scores, not of the probabilities
         if "def topk_predictions" in cell.source:
             cell.source = cell.source.replace(
-                "# YOUR CODE HERE\n    raise NotImplementedError()",
+                "\n    ".join(CODE_STUB),
                 "with torch.no_grad():\n        return model(x).topk(k, dim=1)")
     for student, notebook in [("correct", nbformat.read(ROOT / "solutions" / NB00, as_version=4)),
                               ("wrong", wrong), ("empty", nbformat.read(release, as_version=4))]:

@@ -32,7 +32,7 @@ def test_markers_are_replaced_by_stubs():
     stu = student.make_student(make_solution())
     code, md = stu.cells
     assert "x + x" not in code.source and "### BEGIN" not in code.source
-    assert "    # YOUR CODE HERE\n    raise NotImplementedError()" in code.source
+    assert "    # YOUR CODE HERE\n    raise NotImplementedError(\"not written yet: " in code.source
     assert '"""Twice x."""' in code.source
     assert code.outputs == [] and code.execution_count is None
     assert code.metadata["tags"] == ["export"]
@@ -122,3 +122,12 @@ def test_hidden_tests_are_removed_and_graded_cells_marked():
     assert "double(-3)" not in stu.cells[1].source and "check_equal" in stu.cells[1].source
     assert stu.cells[1].metadata["nbgrader"] == roles[1]
     assert "assert double(-3) == -6" in student.secret_lines(nb)
+
+
+def test_nbgrader_config_writes_the_same_stub():
+    """The repository's nbgrader_config.py gives nbgrader the stub that `tp generate` writes."""
+    from traitlets.config import Config
+
+    namespace = {"get_config": Config}
+    exec((Path(__file__).resolve().parents[1] / "nbgrader_config.py").read_text(), namespace)
+    assert namespace["c"].ClearSolutions.code_stub["python"] == "\n".join(student.CODE_STUB)

@@ -54,7 +54,9 @@ def check_equal(name: str, actual, want) -> None:
 
 def _hint(etype, value, tb) -> str | None:
     """One sentence for the errors an unfinished notebook raises, or None."""
-    if issubclass(etype, NotImplementedError) and not str(value):
+    from .student import STUB_MESSAGE
+
+    if issubclass(etype, NotImplementedError) and str(value) in ("", STUB_MESSAGE):
         frames = []
         while tb is not None:
             frames.append(tb.tb_frame)
@@ -80,7 +82,7 @@ def _show_hint(shell, etype, value, tb, tb_offset=None):
 
 def install_hints() -> bool:
     """In a Jupyter kernel, add a one-sentence hint under the tracebacks of unfinished exercises
-    (an empty ``NotImplementedError``) and of the cells that need them (``NameError``).
+    (the stub's ``NotImplementedError``) and of the cells that need them (``NameError``).
     ``import tp_utils`` calls it; elsewhere it does nothing. Returns True if installed."""
     import sys
 

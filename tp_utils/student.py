@@ -1,7 +1,8 @@
 """Generate student notebooks from solutions and check that they stay in sync.
 
 In a solution notebook, code between ``### BEGIN SOLUTION`` and ``### END SOLUTION``
-becomes ``# YOUR CODE HERE`` / ``raise NotImplementedError()`` (same indentation);
+becomes ``# YOUR CODE HERE`` / ``raise NotImplementedError("not written yet: ...")`` (same
+indentation; the repository's ``nbgrader_config.py`` gives nbgrader the same stub);
 in markdown cells, text between ``<!-- BEGIN SOLUTION -->`` and ``<!-- END SOLUTION -->``
 (or the ``###`` markers) becomes ``YOUR ANSWER HERE``. Outputs are dropped.
 """
@@ -16,7 +17,8 @@ _BEGIN = re.compile(r"^(\s*)(### BEGIN SOLUTION|<!-- BEGIN SOLUTION -->)\s*$")
 _END = re.compile(r"^\s*(### END SOLUTION|<!-- END SOLUTION -->)\s*$")
 _BEGIN_HIDDEN = re.compile(r"^\s*### BEGIN HIDDEN TESTS\s*$")
 _END_HIDDEN = re.compile(r"^\s*### END HIDDEN TESTS\s*$")
-CODE_STUB = ["# YOUR CODE HERE", "raise NotImplementedError()"]
+STUB_MESSAGE = "not written yet: replace these two lines with your code"
+CODE_STUB = ["# YOUR CODE HERE", f'raise NotImplementedError("{STUB_MESSAGE}")']
 ANSWER_STUB = ["YOUR ANSWER HERE"]
 MIN_SECRET_CHARS = 8  # shorter solution lines ("return x") are too common to count as leaks
 
@@ -49,7 +51,8 @@ def split_solution(source: str, markdown: bool = False) -> tuple[str, list[str]]
     if inside or hidden:
         raise ValueError("a BEGIN SOLUTION marker has no END SOLUTION" if inside
                          else "a BEGIN HIDDEN TESTS marker has no END HIDDEN TESTS")
-    return "\n".join(out), removed
+    # a final newline stays, as with nbgrader (which splits on "\n")
+    return "\n".join(out) + ("\n" if source.endswith("\n") and out else ""), removed
 
 
 def make_student(solution: nbformat.NotebookNode, source_name: str = "") -> nbformat.NotebookNode:
