@@ -133,3 +133,50 @@ def test_solutions_00_and_12_run_from_a_folder_outside_the_checkout(installed, t
         assert Path(package).is_relative_to(installed) and Path(python).is_relative_to(installed), r["where"]
         print(f"{path}: {r['seconds']} s in the installed environment")
     assert any("✔" in "".join(o) for o in result["00_setup_and_tour.ipynb"]["outputs"])  # its self-check ran
+
+
+def test_colab_first_cell_then_notebook_00_from_an_archive_of_the_repository(installed, tmp_path):
+    """Colab, faked: the kernel starts with a `google.colab` module imported (a stub whose
+    enable_custom_widget_manager writes to a log), the notebook is alone in its folder (no
+    checkout), and the first cell pip-installs the course from an archive of the repository (git
+    archive: what `pip install git+URL` builds), as it would from the repository's URL."""
+    import nbformat
+
+    from tp_utils import colab
+
+    commit = subprocess.run(["git", "stash", "create"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    archive = tmp_path / "course.tar.gz"  # HEAD, with the working tree's changes to tracked files
+    subprocess.run(["git", "archive", "--format=tar.gz", "--prefix=course/", "-o", str(archive), commit or "HEAD"],
+                   cwd=ROOT, check=True)
+    with tarfile.open(archive) as tar:
+        assert "course/tp_utils/data/fast_style/cin_3styles.pt" in tar.getnames()
+    stub = tmp_path / "stub" / "google" / "colab"  # google/ stays a namespace package
+    stub.mkdir(parents=True)
+    (stub / "__init__.py").write_text("from . import output\n")
+    (stub / "output.py").write_text("import os\n\ndef enable_custom_widget_manager():\n"
+                                    "    with open(os.environ['FAKE_COLAB_LOG'], 'a') as f:\n"
+                                    "        f.write('enable_custom_widget_manager\\n')\n")
+    work = tmp_path / "content"
+    startup = work / "ipython" / "profile_default" / "startup"
+    startup.mkdir(parents=True)
+    (startup / "00-colab.py").write_text("import google.colab\n")  # as Colab's kernel does
+    log = tmp_path / "colab.log"
+
+    _, version = colab.settings(ROOT)
+    nb = nbformat.read(ROOT / "solutions" / "00_setup_and_tour.ipynb", as_version=4)
+    colab.ensure_first_cell(nb, f"tp-utils @ {archive.as_uri()}", version)
+    nbformat.write(nb, work / "00_setup_and_tour.ipynb")
+    start = time.perf_counter()
+    result = _run_notebooks(installed, work, ["00_setup_and_tour.ipynb"], PYTHONPATH=str(tmp_path / "stub"),
+                            FAKE_COLAB_LOG=str(log))["00_setup_and_tour.ipynb"]
+    print(f"\nfaked Colab: first cell and notebook 00 in {time.perf_counter() - start:.0f} s")
+    first = "".join(result["outputs"][0])
+    print(first)
+    assert f"course {version} installed; 1 asset file(s) of model" in first
+    assert ("GPU runtime on" in first) != ("no GPU runtime" in first)
+    assert log.read_text() == "enable_custom_widget_manager\n"
+    package, _ = result["where"]
+    assert Path(package).is_relative_to(installed)
+    (direct_url,) = Path(package).parents[1].glob("tp_utils-*.dist-info/direct_url.json")
+    assert archive.as_uri() in direct_url.read_text()  # installed by the first cell, from the archive
+    assert any("✔" in "".join(o) for o in result["outputs"])

@@ -1,8 +1,10 @@
 """Interactive explorers (ipywidgets) that also show their default view when run headless.
 
 The view is an image displayed with a ``display_id``: the first view is a normal
-cell output (so it is saved in the notebook and rendered by nbval / nbconvert), and
-each change of a control replaces it in place.
+cell output (so it is saved in the notebook and rendered by nbval / nbconvert, and shown as a
+static picture wherever widgets cannot render: GitHub, a Colab without its custom widget manager,
+an email), and each change of a control replaces it in place. In Colab the explorer enables the
+custom widget manager itself; without ipywidgets it shows the default view only.
 """
 from __future__ import annotations
 
@@ -28,8 +30,17 @@ def explorer(draw: Callable[..., "plt.Figure"], controls: Mapping[str, Sequence]
     given, else the first choice of each control.
     """
     defaults = dict(defaults or {})
-    import ipywidgets as W
     from IPython.display import Image, display
+
+    from .colab import enable_widgets
+
+    enable_widgets()  # Colab renders ipywidgets only with its custom widget manager
+    try:
+        import ipywidgets as W
+    except ImportError:  # no widgets here: the default view as a picture, and one line saying so
+        print("(ipywidgets is not installed: the explorer shows its default view only)")
+        display(Image(_png(draw(**{k: defaults.get(k, list(c)[0]) for k, c in controls.items()}))))
+        return None
 
     widgets = {}
     for key, choices in controls.items():
