@@ -23,7 +23,8 @@ def _png(fig) -> bytes:
 
 def explorer(draw: Callable[..., "plt.Figure"], controls: Mapping[str, Sequence],
              defaults: Mapping | None = None):
-    """Show ``draw(**values)`` with one control per keyword; returns the controls box.
+    """Show ``draw(**values)`` with one control per keyword; returns the controls (an
+    :class:`Explorer`, which displays as nothing: the controls show once).
 
     ``controls`` maps a keyword to its choices: a list of values gives a dropdown,
     a ``range`` gives an integer slider. The default view uses ``defaults`` where
@@ -63,4 +64,16 @@ def explorer(draw: Callable[..., "plt.Figure"], controls: Mapping[str, Sequence]
 
     for w in widgets.values():
         w.observe(update, names="value")
-    return box
+    return Explorer(box)
+
+
+class Explorer:
+    """What :func:`explorer` returns: its controls (``.box``, ``.children``). Displays as
+    nothing, so that an explorer on a cell's last line does not show its controls a second time
+    as the cell's result."""
+
+    def __init__(self, box):
+        self.box, self.children = box, box.children
+
+    def _ipython_display_(self):
+        pass
