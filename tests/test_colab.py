@@ -104,3 +104,16 @@ def test_explorer_shows_its_default_view_as_a_picture_without_widgets(monkeypatc
     assert shown[0].data[:8] == b"\x89PNG\r\n\x1a\n"
     assert shown[0].data == widgets._png(draw(channel=3, layer="b"))  # the default view
     assert "default view only" in capsys.readouterr().out
+
+
+def test_every_notebook_starts_with_the_colab_cell_and_the_badges_are_current():
+    """`python scripts/colab_cells.py --check`: nothing to rewrite (run it without --check, then
+    `tp generate`, after adding a notebook or merging notebook edits)."""
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "colab_cells.py"), "--check"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout
+    for folder in ("solutions", "notebooks"):
+        for path in sorted((ROOT / folder).glob("[0-9][0-9]_*.ipynb")):
+            first = nbformat.read(path, as_version=4).cells[0]
+            assert first.metadata.get("tags") == [colab.CELL_TAG] and "google.colab" in first.source, path
+            assert first.outputs == [], path
