@@ -1,7 +1,7 @@
 """Train notebook 12's fast style-transfer network: one transformer network (Johnson et al. 2016)
 for the three paintings, with conditional instance normalization (Dumoulin et al. 2017).
 
-    python scripts/train_fast_style.py                 # the network in data/fast_style/
+    python scripts/train_fast_style.py                 # the network in tp_utils/data/fast_style/
 
 The defaults are the shipped network's: 12 channels, 3 residual blocks, 4000 steps of 12 crops of
 256 px; 217 s on an H100. On a 2-core CPU that run would take about a day; a CPU budget version,
@@ -129,7 +129,7 @@ def main(argv=None) -> int:
     p.add_argument("--lr-end", type=float, default=2e-4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: PyTorch's)")
-    p.add_argument("--out", type=Path, default=ROOT / "data" / "fast_style" / "cin_3styles.pt")
+    p.add_argument("--out", type=Path, default=ROOT / "tp_utils" / "data" / "fast_style" / "cin_3styles.pt")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if there is one)")
     p.add_argument("--photos", type=Path, default=None,
                    help="train on the photos that --export-photos wrote to this folder")

@@ -1,5 +1,5 @@
 """Notebook 12 (fast style transfer): conditional instance normalization, the perceptual loss of a
-batch, the transformer network of tp_utils.transformer_net and the trained network in data/."""
+batch, the transformer network of tp_utils.transformer_net and the trained network in tp_utils/data/."""
 from pathlib import Path
 
 import pytest
@@ -172,7 +172,7 @@ def test_train_lowers_a_simple_loss(nb12):
     assert len(history) == 30 and history[-1]["total"] < 0.5 * history[0]["total"]
 
 
-# ------------------------------------------------------------------ the trained network in data/
+# --------------------------------------------------------- the trained network in tp_utils/data/
 
 def test_trained_network_is_small_and_loads_with_weights_only(trained):
     net, record = trained

@@ -67,6 +67,9 @@ def test_explorer_shows_default_and_updates(monkeypatch):
     assert shown[1][1].data[:4] == b"\x89PNG"
     box.children[0].value = "b"
     assert calls[-1] == ("b", 3) and shown[-1][0] == "update"
+    # on a cell's last line it shows nothing more: the controls once, not again as the result
+    from IPython.core.formatters import DisplayFormatter
+    assert DisplayFormatter().format(box) == ({}, {})
 
 
 def test_progress_is_silent_when_disabled(monkeypatch, capsys):

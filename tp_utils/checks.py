@@ -1,26 +1,29 @@
 """Self-check helpers for the notebooks: compare a student's result with the expected one.
 
-Expected values live in ``data/expected/NN.json`` (written from the solutions,
+Expected values live in ``tp_utils/data/expected/NN.json``, package data found through
+``importlib.resources`` (written from the solutions,
 checked by the tests); each check prints one line on success and raises an
 ``AssertionError`` that says what differs on failure.
 """
 from __future__ import annotations
 
 import json
+from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
 import torch
 
-DATA_DIR = Path(__file__).resolve().parents[1] / "data"
+DATA_DIR = Path(str(files("tp_utils") / "data"))
+"""The package's data folder (``tp_utils/data``), inside any install: editable, wheel, Colab."""
 
 
 def expected(notebook: str) -> dict:
     """The expected values of notebook ``notebook`` (e.g. ``"00"``)."""
     path = DATA_DIR / "expected" / f"{notebook}.json"
     if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: the course must be installed from its "
-                                "repository with `pip install -e .`")
+        raise FileNotFoundError(f"{path} is missing: notebook {notebook} has no expected values "
+                                "in this install of tp_utils (reinstall the course's version)")
     return json.loads(path.read_text())
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from importlib.resources import files
 from pathlib import Path
 from typing import Callable
 
@@ -208,8 +209,9 @@ def load(path: str | Path, norm: NormFunction, device=None) -> tuple[Transformer
     return (net.to(device) if device is not None else net), record
 
 
-TRAINED = Path(__file__).resolve().parents[1] / "data" / "fast_style" / "cin_3styles.pt"
-"""The network the course trained for the three paintings (``scripts/train_fast_style.py``)."""
+TRAINED = Path(str(files("tp_utils") / "data" / "fast_style" / "cin_3styles.pt"))
+"""The network the course trained for the three paintings (``scripts/train_fast_style.py``),
+package data in ``tp_utils/data/fast_style/`` (found in any install through importlib.resources)."""
 
 
 # ---- training data and loop ----------------------------------------------------------------

@@ -1,8 +1,10 @@
 """Interactive explorers (ipywidgets) that also show their default view when run headless.
 
 The view is an image displayed with a ``display_id``: the first view is a normal
-cell output (so it is saved in the notebook and rendered by nbval / nbconvert), and
-each change of a control replaces it in place.
+cell output (so it is saved in the notebook and rendered by nbval / nbconvert, and shown as a
+static picture wherever widgets cannot render: GitHub, a Colab without its custom widget manager,
+an email), and each change of a control replaces it in place. In Colab the explorer enables the
+custom widget manager itself; without ipywidgets it shows the default view only.
 """
 from __future__ import annotations
 
@@ -21,15 +23,25 @@ def _png(fig) -> bytes:
 
 def explorer(draw: Callable[..., "plt.Figure"], controls: Mapping[str, Sequence],
              defaults: Mapping | None = None):
-    """Show ``draw(**values)`` with one control per keyword; returns the controls box.
+    """Show ``draw(**values)`` with one control per keyword; returns the controls (an
+    :class:`Explorer`, which displays as nothing: the controls show once).
 
     ``controls`` maps a keyword to its choices: a list of values gives a dropdown,
     a ``range`` gives an integer slider. The default view uses ``defaults`` where
     given, else the first choice of each control.
     """
     defaults = dict(defaults or {})
-    import ipywidgets as W
     from IPython.display import Image, display
+
+    from .colab import enable_widgets
+
+    enable_widgets()  # Colab renders ipywidgets only with its custom widget manager
+    try:
+        import ipywidgets as W
+    except ImportError:  # no widgets here: the default view as a picture, and one line saying so
+        print("(ipywidgets is not installed: the explorer shows its default view only)")
+        display(Image(_png(draw(**{k: defaults.get(k, list(c)[0]) for k, c in controls.items()}))))
+        return None
 
     widgets = {}
     for key, choices in controls.items():
@@ -52,4 +64,16 @@ def explorer(draw: Callable[..., "plt.Figure"], controls: Mapping[str, Sequence]
 
     for w in widgets.values():
         w.observe(update, names="value")
-    return box
+    return Explorer(box)
+
+
+class Explorer:
+    """What :func:`explorer` returns: its controls (``.box``, ``.children``). Displays as
+    nothing, so that an explorer on a cell's last line does not show its controls a second time
+    as the cell's result."""
+
+    def __init__(self, box):
+        self.box, self.children = box, box.children
+
+    def _ipython_display_(self):
+        pass
