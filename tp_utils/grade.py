@@ -7,9 +7,11 @@ solution cell (``### BEGIN SOLUTION``) and the function(s) it defines; its **sel
 test cells whose grade id is ``check-<exercise>-<k>`` (one point each, or the points in their
 nbgrader metadata), always taken from the *solution* notebook, so that a student who edited a
 check gains nothing; its **hidden tests** are the pytest tests of ``tests/test_notebook*.py`` and
-``tests/mutations/nb*.py`` that use one of the exercise's functions through a fixture loading
-``solutions/<notebook>.ipynb`` with :func:`tp_utils.notebook.load_exports` (one point per test
-function, all its parametrizations must pass). Written answers (markdown cells with
+``tests/mutations/nb*.py`` that call one of the exercise's functions on a fixture loading
+``solutions/<notebook>.ipynb`` with :func:`tp_utils.notebook.load_exports` (:func:`hidden_tests`:
+module-level path constants resolved, through fixtures and helpers; one point per test function,
+all its parametrizations must pass; a test skipped for a missing optional package stays in the
+maximum and the report says so). Written answers (markdown cells with
 ``<!-- BEGIN SOLUTION -->`` regions) are collected for a person to read.
 
 How an exercise runs
@@ -332,34 +334,113 @@ def _hidden_files(tests_dir: Path) -> list[Path]:
     return sorted(tests_dir.glob("mutations/nb*.py")) + files  # the catalogue's first: the cheap ones
 
 
+def _module_strings(tree: ast.Module) -> dict:
+    """Module-level name -> the string constants its value is built from, names resolved
+    (``ROOT = ...``, ``SOLUTIONS = ROOT / "solutions"``, ``NOTEBOOK = SOLUTIONS / "06_x.ipynb"``)."""
+    direct = {}
+    for node in tree.body:
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            strings = {n.value for n in ast.walk(node.value) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+            names = {n.id for n in ast.walk(node.value) if isinstance(n, ast.Name)}
+            for t in targets:
+                if isinstance(t, ast.Name):
+                    direct[t.id] = (strings, names)
+    resolved = {}
+
+    def resolve(name, seen=()):
+        if name in resolved:
+            return resolved[name]
+        strings, names = direct.get(name, (set(), set()))
+        out = set(strings)
+        for n in names - {name} - set(seen):
+            out |= resolve(n, seen + (name,))
+        resolved[name] = out
+        return out
+
+    return {name: resolve(name) for name in direct}
+
+
+def _attributes_on(node, names: set, strings: set) -> set:
+    """Attributes read on ``names`` inside ``node``: ``nb.f``, ``getattr(nb, "f")``, and
+    ``getattr(nb, name)`` with ``name`` one of the ``strings`` (a parametrization)."""
+    used = set()
+    for n in ast.walk(node):
+        if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id in names:
+            used.add(n.attr)
+        elif isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "getattr" \
+                and len(n.args) >= 2 and isinstance(n.args[0], ast.Name) and n.args[0].id in names:
+            key = n.args[1]
+            used |= {key.value} if isinstance(key, ast.Constant) else set(strings)
+    return used
+
+
 def hidden_tests(tests_dir: Path, stem: str, functions) -> list[Hidden]:
-    """Pytest tests that call one of ``functions`` through a fixture that loads
-    ``solutions/<stem>.ipynb`` with ``load_exports``."""
-    found = []
+    """Pytest tests that call one of ``functions`` of the solution notebook ``stem``.
+
+    Found by what they call: a *loader* is a fixture that calls ``load_exports`` on a path whose
+    strings (module-level names such as ``NOTEBOOK = ROOT / "solutions" / "06_x.ipynb"`` resolved)
+    are ``solutions`` and ``<stem>.ipynb``; a test counts when it, a fixture it requests
+    (recursively), or a module-level helper it hands the loader to reads one of ``functions`` on
+    the loader's value (``nb.f``, ``getattr(nb, "f")``)."""
+    found, functions = [], set(functions)
     for path in _hidden_files(Path(tests_dir)):
         try:
             tree = ast.parse(path.read_text(encoding="utf-8"))
         except (OSError, SyntaxError):
             continue
-        fixtures = set()
-        for node in tree.body:
-            if not isinstance(node, ast.FunctionDef):
+        constants = _module_strings(tree)
+        defs = {node.name: node for node in tree.body if isinstance(node, ast.FunctionDef)}
+
+        def is_fixture(node):
+            return any((n.attr if isinstance(n, ast.Attribute) else getattr(n, "id", "")) == "fixture"
+                       for d in node.decorator_list for n in ast.walk(d))
+
+        def strings_of(node):
+            out = {n.value for n in ast.walk(node) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+            for n in ast.walk(node):
+                if isinstance(n, ast.Name) and n.id in constants:
+                    out |= constants[n.id]
+            return out
+
+        loaders = set()
+        for name, node in defs.items():
+            if not is_fixture(node):
                 continue
-            decorators = {n.attr if isinstance(n, ast.Attribute) else getattr(n, "id", "")
-                          for d in node.decorator_list for n in ast.walk(d)}
-            strings = {n.value for n in ast.walk(node) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
-            names = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
-            if "fixture" in decorators and "load_exports" in names and "solutions" in strings \
-                    and f"{stem}.ipynb" in strings:
-                fixtures.add(node.name)
-        for node in tree.body:
-            if not (isinstance(node, ast.FunctionDef) and node.name.startswith("test")):
-                continue
-            args = {a.arg for a in node.args.args} & fixtures
-            used = {n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)
-                    and isinstance(n.value, ast.Name) and n.value.id in args}
-            if used & set(functions):
-                found.append(Hidden(str(path), node.name))
+            for call in ast.walk(node):
+                if isinstance(call, ast.Call) and getattr(call.func, "id", getattr(call.func, "attr", None)) == "load_exports":
+                    strings = set().union(*(strings_of(a) for a in call.args)) if call.args else set()
+                    if "solutions" in strings and f"{stem}.ipynb" in strings:
+                        loaders.add(name)
+        helper_params = {}  # helper -> [(position, attributes read on that parameter)]
+        for name, node in defs.items():
+            if not is_fixture(node) and not name.startswith("test"):
+                helper_params[name] = [(k, _attributes_on(node, {a.arg}, set()))
+                                       for k, a in enumerate(node.args.args)]
+        memo = {}
+
+        def calls(name, seen=()):
+            """Attributes of the loaders that function ``name`` reads (directly or through fixtures)."""
+            if name in memo:
+                return memo[name]
+            node = defs[name]
+            args = {a.arg for a in node.args.args}
+            own_loaders = args & loaders
+            used = _attributes_on(node, own_loaders, strings_of(ast.Module(node.decorator_list, [])))
+            for n in ast.walk(node):  # helper(nb, ...)
+                if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in helper_params:
+                    for k, attrs in helper_params[n.func.id]:
+                        if k < len(n.args) and isinstance(n.args[k], ast.Name) and n.args[k].id in own_loaders:
+                            used |= attrs
+            for a in args - own_loaders:
+                if a in defs and is_fixture(defs[a]) and a not in seen:
+                    used |= calls(a, seen + (name,))
+            memo[name] = used
+            return used
+
+        for name, node in defs.items():
+            if name.startswith("test") and calls(name) & functions:
+                found.append(Hidden(str(path), name))
     return found
 
 
@@ -1025,7 +1106,7 @@ def summarize(exercise: Exercise, child: ChildResult, *, hidden: bool, timeout: 
         elif stop and (item == running or (nothing and running is None)):
             status, reason = stopped_status, stop + crash_line
         elif r is not None and r.get("ok") is None:
-            status, reason, worth = "skipped", r["reason"], 0.0
+            status, reason = "skipped", r["reason"]  # stays in the maximum: the report says why
         elif r is not None:
             status, reason = ("pass", "") if r["ok"] else ("fail", r["reason"])
         elif stop:
@@ -1194,6 +1275,10 @@ def grade(submissions, out, *, solutions=None, tests=None, notebooks=None, timeo
     plans = {nn: plan(references[nn], tests if hidden else None, quick=quick) for nn in wanted}
     for w in warnings:
         echo(f"warning: {w}")
+    for nn, p in plans.items():
+        for ex in p.exercises:
+            echo(f"{p.stem[:2]} {ex.name}: {len(ex.checks)} self-check(s), {len(ex.hidden)} hidden test(s)"
+                 + ("" if ex.hidden or not hidden else "  (warning: no hidden test calls it)"))
     students = sorted(found)
     echo(f"grading {len(students)} students on notebook(s) {', '.join(wanted)} "
          f"(limits: {timeout:g} s and {memory} MB per exercise, {jobs} process(es) at a time)")
@@ -1298,6 +1383,7 @@ def _collect(records, plans, students, missing_records, specs, hidden) -> dict:
         {"name": ex.name, "functions": ex.functions, "max": sum(w for _, w in ex.items(hidden)),
          "items": ex.items(hidden)} for ex in p.exercises], "manual": [(g, pts) for _, g, pts, _ in p.manual],
         "questions": [len(re.findall(r"<!-- BEGIN SOLUTION -->", src)) for _, _, _, src in p.manual],
+        "hidden": {ex.name: len(ex.hidden) if hidden else 0 for ex in p.exercises},
         "problems": p.problems} for nn, p in plans.items()},
         "grades": {f"{s}|{nn}": v for (s, nn), v in grades.items()},
         "answers": {f"{s}|{nn}": v for (s, nn), v in answers.items()},
@@ -1391,6 +1477,10 @@ def write_reports(data: dict, out: Path):
             written = "" if a is None else f"{_fmt(_answered(a, nb))}/{_fmt(sum(nb['questions']))}"
             total = sum((record(s, nn, e["name"]) or {}).get("points", 0) for e in exs)
             lines.append(f"| {_md(s)} | " + " | ".join(cells) + f" | {_fmt(total)} | {written} |")
+        counts = ", ".join(f"`{e['name']}` {n}" for e in exs for n in [nb.get("hidden", {}).get(e["name"], 0)])
+        lines.append(f"\nHidden tests per exercise: {counts}. A hidden test skipped (an optional package "
+                     "missing on the grading machine) counts in the maximum and is listed below: install "
+                     "the package and grade again.")
         for prob in nb.get("problems", []):
             lines.append(f"\n- grading note: {_md(prob)}")
     lines += ["", "## Why points were lost", ""]
@@ -1402,7 +1492,7 @@ def write_reports(data: dict, out: Path):
             for it in (r or {}).get("items", []):
                 if it["status"] == "not run":
                     not_run += 1
-                elif it["status"] not in ("pass", "skipped"):
+                elif it["status"] != "pass":
                     lost.append(f"  - {nn} `{name}` {it['item'].replace(HIDDEN_PREFIX, 'hidden ')}: "
                                 f"{it['status']}: {_md(it['reason'])}")
             if not_run:
