@@ -12,7 +12,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tp_utils import grade, student
+from tp_tools import grade
+from tp_utils import student
 
 ROOT = Path(__file__).resolve().parents[1]
 NB00 = "00_setup_and_tour.ipynb"

@@ -128,7 +128,7 @@ def cmd_figures(args) -> int:
 
 
 def cmd_grade(args) -> int:
-    from .grade import main_from_args
+    from tp_tools.grade import main_from_args
 
     return main_from_args(args, root=_root())
 
@@ -199,6 +199,9 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true",
                    help="hidden tests of tests/mutations/ only: seconds per student instead of minutes "
                         "(leaves out the comparisons with captum and scikit-learn)")
+    p.add_argument("--unsandboxed", action="store_true",
+                   help="run the submissions in the grader's own processes (for trusted code only: "
+                        "a submission can then read the answers and change its grade)")
     p.add_argument("--solutions", help="the reference notebooks (default: solutions/ of the course)")
     p.add_argument("--tests", help="the hidden tests' folder (default: tests/ of the course)")
     p.set_defaults(func=cmd_grade)

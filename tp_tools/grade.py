@@ -449,8 +449,8 @@ def plan(solution: str | os.PathLike, tests_dir: str | os.PathLike | None = None
     notebook (no torch: cheap). ``quick``: only the hidden tests of ``tests/mutations/``."""
     import nbformat
 
-    from .grading import cell_roles
-    from .notebook import EXPORT_TAG
+    from tp_utils.grading import cell_roles
+    from tp_utils.notebook import EXPORT_TAG
 
     path = Path(solution)
     nb = nbformat.read(path, as_version=4)
@@ -971,6 +971,9 @@ def run_checks(ns: dict, exercise: Exercise, emit, stop_first: bool = False, fir
             exec(_compile(check.source, f"<check {check.grade_id}>"), ns)
             ok, reason = True, ""
         except BaseException as err:  # noqa: B036
+            if type(err).__name__ in ("SandboxDied", "Closed"):  # the student's process is gone
+                emit({"stopped": str(err), "during": check.grade_id})
+                raise
             ok, reason = False, describe(err)
         finally:
             plt.close("all")
@@ -1007,6 +1010,9 @@ class _Collector:
             else:
                 reason = str(report.longrepr).strip().splitlines()[-1] if report.longrepr else ""
             reason = re.sub(r" at 0x[0-9a-f]+", "", " ".join(reason.split()))
+            if "SandboxDied: " in reason or "proxy.Closed: " in reason:  # the student's process is gone
+                self.emit({"stopped": reason.split("SandboxDied: ")[-1].split("Closed: ")[-1],
+                           "during": self._item(report.nodeid)})
             if reason.startswith(("NotImplementedError", "tp_utils.answers.UnfinishedExercise")):
                 reason = "not done: it raises NotImplementedError"
             if len(reason) > 160:
@@ -1071,7 +1077,11 @@ def summarize(exercise: Exercise, child: ChildResult, *, hidden: bool, timeout: 
               memory_mb: int | None) -> dict:
     """Points and reasons of one exercise from its child's events."""
     results, nodes, running, fatal, grader_errors = {}, {}, None, None, []
-    for ev in child.events:
+    stopped = next((ev for ev in child.events if "stopped" in ev), None)
+    events = child.events[:child.events.index(stopped)] if stopped else child.events
+    if stopped:
+        running = stopped.get("during")
+    for ev in events:
         if "fatal" in ev:
             fatal = ev["fatal"]
         elif "grader_error" in ev:
@@ -1095,8 +1105,11 @@ def summarize(exercise: Exercise, child: ChildResult, *, hidden: bool, timeout: 
         else:
             results[item] = {"ok": True, "reason": "", "seconds": round(sum(e["seconds"] for e in evs), 3)}
     stop = None if child.end == "exit" and child.code == 0 else child.stop_reason(timeout, memory_mb)
+    if stopped and not stop:
+        stop = stopped["stopped"]
+        running = stopped.get("during", running)
     crash_line = _crash_line(child.output) if child.end == "signal" else ""
-    stopped_status = "timeout" if child.end == "timeout" else "crash"
+    stopped_status = "timeout" if child.end == "timeout" or str(stop).startswith("time-out") else "crash"
     nothing = not results and not nodes
     items, points, maximum = [], 0.0, 0.0
     for item, worth in exercise.items(hidden):
@@ -1176,16 +1189,42 @@ def worker(spec: dict) -> int:
                "traceback": traceback.format_exc()[-3000:]})
         return 1
     timeout, memory, threads = float(spec["timeout"]), spec.get("memory"), spec.get("threads", 1)
+    zygote = None
+    if spec.get("sandbox", True):
+        from tp_tools.harness import Zygote, sandboxed_target
+        from tp_utils import answers
+
+        def door(name):
+            return answers.earlier(name)  # TP_ANSWERS_DIR: the solutions (the trusted side only)
+
+        try:
+            zygote = Zygote(p, module, int(spec.get("id", 0)), door=door)
+        except BaseException as err:  # noqa: B036
+            write({"setup_error": f"starting the sandbox for {p.stem} failed: {describe(err)}",
+                   "traceback": traceback.format_exc()[-3000:]})
+            return 1
     for student, path in spec["students"]:
         child = run_in_child(answers_target(p, path), timeout=60, memory_mb=memory)
         write({"student": student, "notebook": p.stem, "answers": [e for e in child.events if "answer" in e],
                "answers_error": next((e["answers_error"] for e in child.events if "answers_error" in e), None)})
         for ex in p.exercises:
-            target = exercise_target(module, p, ex, lambda ns, pl, e, path=path: overlay_submission(ns, pl, e, path),
-                                     hidden=spec.get("hidden", True))
-            child = run_in_child(target, timeout=timeout, memory_mb=memory, threads=threads)
+            if zygote is not None:
+                target = sandboxed_target(module, p, ex, path, zygote, hidden=spec.get("hidden", True),
+                                          timeout=timeout, memory_mb=memory, door=door)
+            else:
+                target = exercise_target(module, p, ex,
+                                         lambda ns, pl, e, path=path: overlay_submission(ns, pl, e, path),
+                                         hidden=spec.get("hidden", True))
+            child = run_in_child(target, timeout=timeout, memory_mb=None if zygote else memory, threads=threads)
+            if zygote is not None:
+                for ev in child.events:
+                    if ev.get("sandbox_pid"):
+                        _kill_group(int(ev["sandbox_pid"]))
+                zygote.sweep()
             record = summarize(ex, child, hidden=spec.get("hidden", True), timeout=timeout, memory_mb=memory)
             write({"student": student, "notebook": p.stem, **record})
+    if zygote is not None:
+        zygote.close()
     return 0
 
 
@@ -1252,7 +1291,7 @@ def _spawn(spec: dict, workdir: Path, solutions: Path):
     path = workdir / f"spec-{spec['id']}.json"
     path.write_text(json.dumps(spec))
     log = open(workdir / f"worker-{spec['id']}.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "tp_utils.grade", "--worker", str(path)],
+    proc = subprocess.Popen([sys.executable, "-m", "tp_tools.grade", "--worker", str(path)],
                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                             cwd=workdir, start_new_session=True)
     return proc, log
@@ -1260,7 +1299,7 @@ def _spawn(spec: dict, workdir: Path, solutions: Path):
 
 def grade(submissions, out, *, solutions=None, tests=None, notebooks=None, timeout: float = 600,
           memory: int | None = 4096, jobs: int = 1, hidden: bool = True, quick: bool = False,
-          echo=print) -> dict:
+          sandbox: bool = True, echo=print) -> dict:
     """Grade every submission in ``submissions``; write the reports to ``out``; return the data."""
     solutions = Path(solutions or ROOT / "solutions").resolve()
     tests = Path(tests or solutions.parent / "tests").resolve()
@@ -1275,6 +1314,12 @@ def grade(submissions, out, *, solutions=None, tests=None, notebooks=None, timeo
     plans = {nn: plan(references[nn], tests if hidden else None, quick=quick) for nn in wanted}
     for w in warnings:
         echo(f"warning: {w}")
+    if sandbox:
+        from tp_tools.sandbox import isolation
+
+        echo(f"submissions run in a sandbox: {isolation()}")
+    else:
+        echo("warning: --unsandboxed: submissions run in the grader's processes (trusted code only)")
     for nn, p in plans.items():
         for ex in p.exercises:
             echo(f"{p.stem[:2]} {ex.name}: {len(ex.checks)} self-check(s), {len(ex.hidden)} hidden test(s)"
@@ -1297,7 +1342,7 @@ def grade(submissions, out, *, solutions=None, tests=None, notebooks=None, timeo
         for chunk in (c for c in chunks if c):
             specs.append({"id": len(specs), "solution": str(references[nn]), "tests": str(tests),
                           "students": chunk, "timeout": timeout, "memory": memory, "hidden": hidden,
-                          "quick": quick,
+                          "quick": quick, "sandbox": sandbox,
                           "threads": max(1, (os.cpu_count() or 1) // max(1, jobs)),
                           "results": str(workdir / f"results-{len(specs)}.jsonl"), "notebook": nn})
     start = time.monotonic()
@@ -1528,7 +1573,7 @@ def main_from_args(args, root: Path | None = None) -> int:
     data = grade(args.submissions, args.out, solutions=args.solutions or root / "solutions",
                  tests=args.tests or root / "tests", notebooks=args.notebooks, timeout=args.timeout,
                  memory=args.memory or None, jobs=args.jobs, hidden=not args.no_hidden,
-                 quick=getattr(args, "quick", False))
+                 quick=getattr(args, "quick", False), sandbox=not getattr(args, "unsandboxed", False))
     return 1 if data["errors"] else 0
 
 
