@@ -30,6 +30,13 @@ def setup_names(ns: dict) -> dict:
             and (isinstance(v, torch.nn.Module) or not callable(v))}
 
 
+def setup_classes(ns: dict) -> dict:
+    """The module classes the setup defines (a module of such a class crosses as data)."""
+    import torch
+
+    return {k: v for k, v in ns.items() if isinstance(v, type) and issubclass(v, torch.nn.Module)}
+
+
 def _visible() -> list[str]:
     """Folders the sandbox sees (read-only): the Python installation, the data, the weights' cache."""
     import torch
@@ -74,6 +81,7 @@ class Zygote:
         self.ns = ns
         peer = proxy.Peer(self.ctl, names=setup_names(ns), functions={f: ns.get(f) for f in functions})
         peer.door = door
+        peer.codec.classes = setup_classes(ns)
         proxy._send(self.ctl, {"op": "setup", "stem": p.stem, "cells": cells, "remote": functions}, [])
         while True:
             msg, buf = proxy._recv(self.ctl)
@@ -178,6 +186,7 @@ def sandboxed_target(module, p, exercise, notebook: str, zygote: Zygote, *, hidd
 
         peer = proxy.Peer(mine, names=setup_names(ns), functions=others, on_status=died)
         peer.door = door
+        peer.codec.classes = setup_classes(ns)
         try:
             while True:
                 msg, buf = proxy._recv(mine)

@@ -129,6 +129,8 @@ class Codec:
 
     def __init__(self, peer: "Peer", names: dict | None = None) -> None:
         self.peer, self.names = peer, names if names is not None else {}
+        self.generators: list = []  # the torch.Generator objects of the current call's arguments
+        self.classes: dict = {}     # module classes of the setup, by name (rebuilt from data)
 
     def _by_identity(self, obj):
         for k, v in self.names.items():
@@ -166,6 +168,10 @@ class Codec:
                 raise TypeError(f"an array of dtype {obj.dtype} cannot cross the sandbox")
             buffers.append(np.ascontiguousarray(obj).tobytes())
             return {"N": len(buffers) - 1, "dtype": obj.dtype.name, "shape": list(obj.shape)}
+        if isinstance(obj, torch.Generator):  # crosses as its state; the callee's use comes back
+            buffers.append(obj.get_state().numpy().tobytes())
+            self.generators.append(obj)
+            return {"G": len(buffers) - 1}
         if isinstance(obj, torch.dtype):
             return {"dtype_": str(obj).replace("torch.", "")}
         if isinstance(obj, torch.device):
@@ -190,8 +196,10 @@ class Codec:
                          and isinstance(v, torch.nn.Module)
                          and list(v.state_dict()) == list(obj.state_dict())), None)
             if like is None:
-                raise TypeError(f"a {type(obj).__name__} that is not an object of the notebook's setup "
-                                "cannot cross the sandbox")
+                struct = self._structure(obj, buffers, depth)
+                if struct is not None:  # torch.nn layers, or classes of the setup: rebuilt there
+                    return {"struct": struct}
+                return {"handle": self.peer.register(obj), "name": type(obj).__name__}  # called back
             state = {k: self.encode(v, buffers, None, depth + 1) for k, v in obj.state_dict().items()}
             grads = {k: bool(p.requires_grad) for k, p in obj.named_parameters()}
             return {"module": like, "state": state, "requires_grad": grads, "training": bool(obj.training)}
@@ -199,6 +207,71 @@ class Codec:
             return {"handle": self.peer.register(obj), "name": str(getattr(obj, "__name__", "function"))[:80]}
         raise TypeError(f"a {type(obj).__name__} cannot cross the sandbox (only numbers, strings, tuples, "
                         "lists, dicts, tensors and arrays do)")
+
+    def _class_name(self, cls) -> str | None:
+        import torch
+
+        if getattr(torch.nn, cls.__name__, None) is cls:
+            return "torch.nn." + cls.__name__
+        if self.classes.get(cls.__name__) is cls:
+            return "setup:" + cls.__name__
+        return None
+
+    def _structure(self, m, buffers: list, depth: int):
+        """A module as data: its class (a torch.nn layer or a class of the setup), its plain
+        attributes, parameters, buffers and children; None when a class is neither."""
+        name = self._class_name(type(m))
+        if name is None or depth > 40:
+            return None
+        attrs = {}
+        for k, v in m.__dict__.items():
+            if k in ("_parameters", "_buffers", "_modules", "training") or "hook" in k or k.startswith("_state_dict") \
+                    or k.startswith("_load_state_dict") or k == "_non_persistent_buffers_set":
+                continue
+            if v is None or isinstance(v, (bool, int, float, str)) or (
+                    isinstance(v, (tuple, list)) and all(isinstance(x, (bool, int, float, str)) or x is None for x in v)):
+                attrs[k] = self.encode(v, buffers, None, depth + 1)
+        children = {}
+        for k, child in m._modules.items():
+            if child is None:
+                continue
+            c = self._structure(child, buffers, depth + 1)
+            if c is None:
+                return None
+            children[k] = c
+        params = {k: [self.encode(p.detach(), buffers), bool(p.requires_grad)]
+                  for k, p in m._parameters.items() if p is not None}
+        bufs = {k: self.encode(b, buffers) for k, b in m._buffers.items() if b is not None}
+        return {"cls": name, "attrs": attrs, "params": params, "buffers": bufs, "children": children,
+                "training": bool(m.training)}
+
+    def _rebuild(self, d: dict, buffers: list, depth: int = 0):
+        import torch
+
+        if depth > 40:
+            raise TypeError("a module nested too deeply")
+        name = str(d.get("cls", ""))
+        if name.startswith("torch.nn."):
+            cls = getattr(torch.nn, name[len("torch.nn."):], None)
+        elif name.startswith("setup:"):
+            cls = self.classes.get(name[len("setup:"):])
+        else:
+            cls = None
+        if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module)):
+            raise TypeError(f"no module class {name!r} here")
+        m = cls.__new__(cls)
+        torch.nn.Module.__init__(m)
+        for k, v in d.get("attrs", {}).items():
+            if k not in m.__dict__ or not k.startswith("__"):
+                m.__dict__[str(k)] = self.decode(v, buffers)
+        for k, (t, rg) in d.get("params", {}).items():
+            m._parameters[str(k)] = torch.nn.Parameter(self.decode(t, buffers).clone(), requires_grad=bool(rg))
+        for k, t in d.get("buffers", {}).items():
+            m._buffers[str(k)] = self.decode(t, buffers).clone()
+        for k, c in d.get("children", {}).items():
+            m._modules[str(k)] = self._rebuild(c, buffers, depth + 1)
+        m.train(bool(d.get("training")))
+        return m
 
     def decode(self, obj, buffers: list, tensors: list | None = None, trusted_names: bool = True):
         import numpy as np
@@ -227,6 +300,11 @@ class Codec:
             if obj["dtype"] not in _NP_DTYPES:
                 raise TypeError(f"dtype {obj['dtype']!r} refused")
             return np.frombuffer(buffers[int(obj["N"])], dtype=np.dtype(obj["dtype"])).reshape(obj["shape"]).copy()
+        if "G" in obj:
+            g = torch.Generator()
+            g.set_state(torch.frombuffer(bytearray(buffers[int(obj["G"])]), dtype=torch.uint8).clone())
+            self.generators.append(g)
+            return g
         if "dtype_" in obj:
             if obj["dtype_"] not in _DTYPES:
                 raise TypeError("dtype refused")
@@ -263,6 +341,8 @@ class Codec:
                 p.requires_grad_(bool(obj.get("requires_grad", {}).get(k, False)))
             m.train(bool(obj.get("training")))
             return m
+        if "struct" in obj:
+            return self._rebuild(obj["struct"], buffers)
         if "handle" in obj:
             return Remote(self.peer, {"handle": int(obj["handle"])}, str(obj.get("name", "function")))
         raise TypeError("a malformed value")
@@ -325,6 +405,7 @@ class Peer:
         import torch
 
         buffers, tensors = [], []
+        self.codec.generators = []
         payload = {"args": self.codec.encode(tuple(args), buffers, tensors),
                    "kwargs": self.codec.encode(dict(kwargs), buffers, tensors)}
         want_grad = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
@@ -332,7 +413,12 @@ class Peer:
         self.next_id += 1
         header = {"op": "call", "id": call_id, "target": target, "grad": bool(want_grad),
                   "grad_enabled": torch.is_grad_enabled(), **payload}
+        generators = self.codec.generators
         reply, rbuf = self._request(header, buffers)
+        for k, g in enumerate(generators):  # the generators advance as the callee used them
+            states = reply.get("generators") or []
+            if k < len(states) and isinstance(states[k], int) and 0 <= states[k] < len(rbuf):
+                g.set_state(torch.frombuffer(bytearray(rbuf[states[k]]), dtype=torch.uint8).clone())
         results = []
         value = self.codec.decode(reply["result"], rbuf, results)
         for k, upd in (reply.get("inplace") or {}).items():  # the callee changed an argument in place
@@ -433,8 +519,10 @@ class Peer:
 
         fn = self._resolve(msg.get("target"))
         tensors = []
+        self.codec.generators = []
         args = self.codec.decode(msg["args"], buf, tensors)
         kwargs = self.codec.decode(msg["kwargs"], buf, tensors)
+        generators = self.codec.generators
         before = [t.detach().clone() for t in tensors]
         with torch.set_grad_enabled(bool(msg.get("grad_enabled", True))):
             value = fn(*args, **(kwargs or {}))
@@ -448,6 +536,10 @@ class Peer:
             if t.grad is not None:
                 arg_grads[k] = self.codec.encode(t.grad, out)
         header.update(inplace=inplace, arg_grads=arg_grads)
+        header["generators"] = []
+        for g in generators:
+            out.append(g.get_state().numpy().tobytes())
+            header["generators"].append(len(out) - 1)
         if msg.get("grad") and any(r.requires_grad for r in results):
             self.graphs[int(msg["id"])] = (tensors, results)
             if len(self.graphs) > 64:
