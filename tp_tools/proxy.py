@@ -182,6 +182,12 @@ class Codec:
         if name is not None:
             return {"ref": name}
         mod = type(obj).__module__
+        import dataclasses
+
+        if dataclasses.is_dataclass(obj) and not isinstance(obj, type) and mod.startswith("tp_utils."):
+            return {"dc": f"{mod}:{type(obj).__qualname__}",  # a record of the course's library
+                    "fields": {f.name: self.encode(getattr(obj, f.name), buffers, tensors, depth + 1)
+                               for f in dataclasses.fields(obj)}}
         if mod == "torch.return_types":
             return {"rt": type(obj).__name__, "items": [self.encode(v, buffers, tensors, depth + 1) for v in obj]}
         if isinstance(obj, tuple):
@@ -192,9 +198,10 @@ class Codec:
             return {"dict": [[self.encode(k, buffers, None, depth + 1), self.encode(v, buffers, tensors, depth + 1)]
                              for k, v in obj.items()]}
         if isinstance(obj, torch.nn.Module):
+            shapes = [(k, tuple(t.shape)) for k, t in obj.state_dict().items()]
             like = next((k for k, v in self.names.items() if type(v) is type(obj)
                          and isinstance(v, torch.nn.Module)
-                         and list(v.state_dict()) == list(obj.state_dict())), None)
+                         and [(k2, tuple(t.shape)) for k2, t in v.state_dict().items()] == shapes), None)
             if like is None:
                 struct = self._structure(obj, buffers, depth)
                 if struct is not None:  # torch.nn layers, or classes of the setup: rebuilt there
@@ -239,9 +246,9 @@ class Codec:
             if c is None:
                 return None
             children[k] = c
-        params = {k: [self.encode(p.detach(), buffers), bool(p.requires_grad)]
-                  for k, p in m._parameters.items() if p is not None}
-        bufs = {k: self.encode(b, buffers) for k, b in m._buffers.items() if b is not None}
+        params = {k: None if p is None else [self.encode(p.detach(), buffers), bool(p.requires_grad)]
+                  for k, p in m._parameters.items()}
+        bufs = {k: None if b is None else self.encode(b, buffers) for k, b in m._buffers.items()}
         return {"cls": name, "attrs": attrs, "params": params, "buffers": bufs, "children": children,
                 "training": bool(m.training)}
 
@@ -264,10 +271,11 @@ class Codec:
         for k, v in d.get("attrs", {}).items():
             if k not in m.__dict__ or not k.startswith("__"):
                 m.__dict__[str(k)] = self.decode(v, buffers)
-        for k, (t, rg) in d.get("params", {}).items():
-            m._parameters[str(k)] = torch.nn.Parameter(self.decode(t, buffers).clone(), requires_grad=bool(rg))
+        for k, pr in d.get("params", {}).items():
+            m._parameters[str(k)] = None if pr is None else torch.nn.Parameter(
+                self.decode(pr[0], buffers).clone(), requires_grad=bool(pr[1]))
         for k, t in d.get("buffers", {}).items():
-            m._buffers[str(k)] = self.decode(t, buffers).clone()
+            m._buffers[str(k)] = None if t is None else self.decode(t, buffers).clone()
         for k, c in d.get("children", {}).items():
             m._modules[str(k)] = self._rebuild(c, buffers, depth + 1)
         m.train(bool(d.get("training")))
@@ -341,6 +349,18 @@ class Codec:
                 p.requires_grad_(bool(obj.get("requires_grad", {}).get(k, False)))
             m.train(bool(obj.get("training")))
             return m
+        if "dc" in obj:
+            import dataclasses
+            import importlib
+
+            mod, _, qual = str(obj["dc"]).partition(":")
+            if not mod.startswith("tp_utils.") or "." in qual:
+                raise TypeError(f"class {obj['dc']!r} refused")
+            cls = getattr(importlib.import_module(mod), qual, None)
+            if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
+                raise TypeError(f"class {obj['dc']!r} refused")
+            names = {f.name for f in dataclasses.fields(cls)}
+            return cls(**{k: self.decode(v, buffers, tensors) for k, v in obj["fields"].items() if k in names})
         if "struct" in obj:
             return self._rebuild(obj["struct"], buffers)
         if "handle" in obj:
