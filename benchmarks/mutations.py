@@ -1,4 +1,4 @@
-"""Planted mistakes: how many of them the self-checks and the grader catch (issue 12, section 3).
+"""Planted mistakes: how many of them the self-checks and the grader catch.
 
 The catalogue, ``tests/mutations/nbNN.py``, lists for notebook NN plausible wrong answers as
 ``(function, what is wrong, code)``: the code replaces the solution region of that function in the
@@ -34,8 +34,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CATALOGUE = ROOT / "tests" / "mutations"
-_BEGIN = re.compile(r"^(\s*)### BEGIN SOLUTION\s*$")
-_END = re.compile(r"^\s*### END SOLUTION\s*$")
+sys.path.insert(0, str(ROOT))
+from tp_utils.conventions import CODE_BEGIN as _BEGIN  # noqa: E402
+from tp_utils.conventions import CODE_END as _END  # noqa: E402
 
 
 def load_catalogue(path: Path) -> list[dict]:

@@ -64,7 +64,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-_MAGIC = re.compile(r"^\s*[%!]")
+from tp_utils.conventions import MAGIC as _MAGIC
+from tp_utils.conventions import MD_BEGIN_TEXT, is_export
 KEEP_OUTPUT = 2000      # bytes of a child's output kept from its start and from its end
 FILE_LIMIT = 256 << 20  # largest file a child may write
 HIDDEN_PREFIX = "hidden:"
@@ -897,7 +898,7 @@ def find_exercise_cell(cells, exercise: Exercise) -> int | None:
     if by_id:
         return by_id[-1]
     by_def = [i for i, c in enumerate(cells) if c.cell_type == "code" and exercise.functions[0] in _top_defs(c.source)]
-    tagged = [i for i in by_def if "export" in cells[i].get("metadata", {}).get("tags", [])]
+    tagged = [i for i in by_def if is_export(cells[i])]
     return (tagged or by_def or [None])[-1]
 
 
@@ -925,7 +926,7 @@ def overlay_submission(ns: dict, p: Plan, exercise: Exercise, notebook: str) -> 
             tree = ast.parse(_code(cell.source))
         except SyntaxError:
             continue
-        if "export" not in meta.get("tags", []) and not _definitions_only(tree):
+        if not is_export(cell) and not _definitions_only(tree):
             continue
         tree.body = [s for s in tree.body if not (isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))
                                                    and s.name in exercise_functions)]
@@ -1161,7 +1162,7 @@ def answers_target(p: Plan, notebook: str):
             if not hits and len(nb.cells) > index and nb.cells[index].cell_type == "markdown":
                 hits = [nb.cells[index]]
             text = hits[-1].source if hits else ""
-            questions = source.count("<!-- BEGIN SOLUTION -->")
+            questions = source.count(MD_BEGIN_TEXT)
             emit({"answer": grade_id, "points": points, "text": text[:20000],
                   "unanswered": text.count("YOUR ANSWER HERE") if hits else questions,
                   "found": bool(hits)})
@@ -1427,7 +1428,7 @@ def _collect(records, plans, students, missing_records, specs, hidden) -> dict:
     return {"students": students, "notebooks": {nn: {"stem": p.stem, "exercises": [
         {"name": ex.name, "functions": ex.functions, "max": sum(w for _, w in ex.items(hidden)),
          "items": ex.items(hidden)} for ex in p.exercises], "manual": [(g, pts) for _, g, pts, _ in p.manual],
-        "questions": [len(re.findall(r"<!-- BEGIN SOLUTION -->", src)) for _, _, _, src in p.manual],
+        "questions": [src.count(MD_BEGIN_TEXT) for _, _, _, src in p.manual],
         "hidden": {ex.name: len(ex.hidden) if hidden else 0 for ex in p.exercises},
         "problems": p.problems} for nn, p in plans.items()},
         "grades": {f"{s}|{nn}": v for (s, nn), v in grades.items()},

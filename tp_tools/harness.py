@@ -18,6 +18,7 @@ import types
 from pathlib import Path
 
 from tp_tools import proxy, sandbox
+from tp_utils.conventions import is_export
 
 UID_BASE = 61000  # the sandboxes' user ids: UID_BASE + the worker's number
 
@@ -145,7 +146,7 @@ def student_cells(p, exercise, notebook: str):
             tree = ast.parse(_code(cell.source))
         except SyntaxError:
             continue
-        if "export" not in meta.get("tags", []) and not _definitions_only(tree):
+        if not is_export(cell) and not _definitions_only(tree):
             continue
         out.append((f"cell {i}", cell.source, True))
     out.append((f"cell {target}", cells[target].source, False))
