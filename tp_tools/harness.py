@@ -205,6 +205,9 @@ def sandboxed_target(module, p, exercise, notebook: str, zygote: Zygote, *, hidd
             return
         for f in exercise.functions:
             ns[f] = proxy.Remote(peer, f, f)
+            sig = proxy.make_signature(peer.codec, (msg.get("signatures") or {}).get(f))
+            if sig is not None:
+                ns[f].__signature__ = sig  # inspect.signature(f) works on the student's function
         try:
             ok = grade.run_checks(ns, exercise, emit)
             if hidden and exercise.hidden:

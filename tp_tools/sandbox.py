@@ -199,7 +199,9 @@ def _job(ctl: socket.socket, ns: dict, names: dict, remote_names: list, msg: dic
             fatal = f"its cell does not define {', '.join(missing)}"
     for f in msg["functions"]:
         peer.functions[f] = ns.get(f)
-    proxy._send(sock, {"op": "ready", "fatal": fatal}, [])
+    signatures = {f: proxy.describe_signature(peer.codec, ns[f]) for f in msg["functions"]
+                  if fatal is None and callable(ns.get(f))}
+    proxy._send(sock, {"op": "ready", "fatal": fatal, "signatures": signatures}, [])
     if fatal is None:
         peer.serve_forever()
     sys.stdout.flush()
