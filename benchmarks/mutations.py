@@ -1,4 +1,4 @@
-"""Planted mistakes: how many of them the self-checks and the grader catch (issue 12, section 3).
+"""Planted mistakes: how many of them the self-checks and the grader catch.
 
 The catalogue, ``tests/mutations/nbNN.py``, lists for notebook NN plausible wrong answers as
 ``(function, what is wrong, code)``: the code replaces the solution region of that function in the
@@ -6,7 +6,7 @@ solution's exercise cell. Each file also holds hidden tests (pytest) that ``tp g
 the mistakes a self-check cannot see.
 
 Nothing runs a whole notebook. For each notebook, this process runs once the solution's export
-cells and the cells the self-checks need (``tp_utils.grade.build_base``: a dependency slice found
+cells and the cells the self-checks need (``tp_tools.grade.build_base``: a dependency slice found
 with ``ast``); then each mutant runs in a forked child that re-defines the exercise's functions
 with the mutant's code and runs (a) the notebook's self-check cells of that exercise, stopping at
 the first failure, and (b) if they all pass, ``tp grade``'s hidden tests of that exercise (those of
@@ -34,8 +34,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CATALOGUE = ROOT / "tests" / "mutations"
-_BEGIN = re.compile(r"^(\s*)### BEGIN SOLUTION\s*$")
-_END = re.compile(r"^\s*### END SOLUTION\s*$")
+sys.path.insert(0, str(ROOT))
+from tp_utils.conventions import CODE_BEGIN as _BEGIN  # noqa: E402
+from tp_utils.conventions import CODE_END as _END  # noqa: E402
 
 
 def load_catalogue(path: Path) -> list[dict]:
@@ -73,7 +74,7 @@ def _caught(summary: dict) -> tuple[bool, str]:
 
 def run_notebook(nn: str, solution: Path, *, full: bool, all_hidden: bool, jobs: int, timeout: float,
                  echo=print) -> dict:
-    from tp_utils import grade
+    from tp_tools import grade
 
     p = grade.plan(solution, ROOT / "tests")
     catalogue = CATALOGUE / f"nb{nn}.py"
@@ -190,7 +191,7 @@ def main(argv=None) -> int:
         os.environ.setdefault(var, "1")  # before torch: forked children hang on a parent's thread pool
     os.environ.update(CUDA_VISIBLE_DEVICES="", TQDM_DISABLE="1", MPLBACKEND="Agg")
     os.environ.setdefault("TP_ANSWERS_DIR", str(ROOT / "solutions"))
-    from tp_utils import grade
+    from tp_tools import grade
 
     grade.prepare_process()
     solutions = {p.name[:2]: p for p in sorted((ROOT / "solutions").glob("[0-9][0-9]_*.ipynb"))}

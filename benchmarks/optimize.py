@@ -7,7 +7,7 @@ with the Fourier parameterization, DeepDream at a layer, feature inversion at a 
 the time per iteration of ``tp.optimize.optimize`` (parameterization, transforms, optimizer step,
 callbacks, bookkeeping, and the network), the time of a bare forward+backward pass of the same
 network (truncated at the same layer) on an image of the same size, and their ratio. The course's
-budget (COURSE.md section 6) is a ratio of at most 1.15.
+budget (CONTRIBUTING.md section 8) is a ratio of at most 1.15.
 
 The two are timed in alternation, ``--steps`` iterations at a time, for ``--rounds`` rounds, and
 the ratio is the median of the rounds' ratios: on a machine that other jobs also load, what

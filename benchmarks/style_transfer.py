@@ -14,7 +14,7 @@ same loss on the same network and take the same steps:
 The ratio course / plain should be close to 1 (the course's loop adds hooks and bookkeeping, no
 extra pass). The timing does not depend on the weights: VGG-19's pretrained weights are used when
 torchvision has them cached, random ones otherwise (the output says which). Reference measured on
-an H100 (issue 11): the plain loop takes 1.6-1.8 s for 300 steps at 512 px with PyTorch's
+an H100: the plain loop takes 1.6-1.8 s for 300 steps at 512 px with PyTorch's
 defaults. On a laptop CPU use ``--size 128 --steps 10``.
 """
 import argparse

@@ -12,7 +12,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tp_utils import grade, student
+from tp_tools import grade
+from tp_utils import student
 
 ROOT = Path(__file__).resolve().parents[1]
 NB00 = "00_setup_and_tour.ipynb"
@@ -197,3 +198,41 @@ def test_cell_names():
                          "def g(a):\n    return a + z\n[w for w in x]\nwith open(f) as h:\n    pass\nx.sort()\n")
     assert n.free == {"y", "z", "f"}
     assert {"np", "x", "i", "g", "h"} <= n.bound and "x" in n.mutated and "np" not in n.mutated
+
+
+# ------------------------------------------------------------------------------ hidden tests
+
+@pytest.mark.parametrize("solution", sorted((ROOT / "solutions").glob("[0-9][0-9]_*.ipynb")), ids=lambda p: p.name[:2])
+def test_every_exercise_has_a_hidden_test(solution):
+    p = grade.plan(solution, ROOT / "tests")
+    assert p.exercises
+    counts = {ex.name: len(ex.hidden) for ex in p.exercises}
+    assert all(n >= 1 for n in counts.values()), counts
+
+
+def test_hidden_tests_found_through_module_constants(tmp_path):
+    (tmp_path / "test_notebook99.py").write_text(
+        "import pytest\nfrom pathlib import Path\nfrom tp_utils.notebook import load_exports\n"
+        "ROOT = Path(__file__).parent\nSOLUTIONS = ROOT / 'solutions'\nNB = SOLUTIONS / '99_x.ipynb'\n\n"
+        "@pytest.fixture\ndef nb():\n    return load_exports(NB)\n\n"
+        "@pytest.fixture\ndef doubled(nb):\n    return nb.g\n\n"
+        "def check(module, x):\n    return module.h(x)\n\n"
+        "def test_f(nb):\n    assert nb.f(1)\n\n"
+        "def test_g(doubled):\n    assert doubled(1)\n\n"
+        "def test_h(nb):\n    assert check(nb, 1)\n\n"
+        "def test_other(nb):\n    assert nb.other\n")
+    names = {ex: [h.name for h in grade.hidden_tests(tmp_path, "99_x", [ex])] for ex in "fgh"}
+    assert names == {"f": ["test_f"], "g": ["test_g"], "h": ["test_h"]}
+
+
+def test_a_skipped_hidden_test_stays_in_the_maximum():
+    ex = grade.Exercise("99_x", "f", ["f"], 0, "", checks=[grade.Check(1, "check-f-1", 1.0, "")],
+                        hidden=[grade.Hidden("t.py", "test_a")])
+    events = [{"item": "check-f-1", "ok": True, "reason": "", "seconds": 0.1},
+              {"node": "t.py::test_a", "item": "hidden:test_a", "outcome": "skipped",
+               "reason": "could not import 'captum'", "seconds": 0.0}]
+    child = grade.ChildResult(events, "exit", 0, 1.0, "", 0)
+    r = grade.summarize(ex, child, hidden=True, timeout=10, memory_mb=None)
+    assert (r["points"], r["max"]) == (1.0, 2.0)
+    skipped = r["items"][1]
+    assert skipped["status"] == "skipped" and "captum" in skipped["reason"]

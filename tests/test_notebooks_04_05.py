@@ -225,7 +225,7 @@ def test_rank_correlation(nb04):
 
 @pytest.mark.parametrize("name", ["04_saliency", "05_guided_backprop"])
 def test_stored_notebook_stays_light(name):
-    # issue 9: notebook 04 was 13.6 MB (figures at 100 dpi); it travels to every clone and GPU run
+    # notebook 04 was once 13.6 MB (figures at 100 dpi); it travels to every clone and GPU run
     size = (ROOT / "solutions" / f"{name}.ipynb").stat().st_size
     assert size < 5e6, f"{name}: {size / 1e6:.1f} MB stored"
 

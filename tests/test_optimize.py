@@ -1,14 +1,97 @@
 """The shared image-optimization loop (tp_utils.optimize) and the robustness transforms."""
 import math
+from typing import Callable, Sequence
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import tp_utils as tp
 from tp_utils import optimize as O
 from tp_utils import regularizers as R
 from tp_utils.images import IMAGENET_MEAN, IMAGENET_STD
+
+
+# ---- Lucid's chain of transforms (pad, jitter, scale, rotate, crop back): the reference that
+# R.random_affine is checked against (no notebook uses it: it lives here, not in tp_utils)
+
+def pad(width: int, value: float = 0.0) -> Callable:
+    """Pad every side with ``width`` pixels of the constant ``value`` (0 = the mean colour
+    of a normalized image), so that later jitter, scaling and rotation do not wrap the image."""
+    def inner(x: torch.Tensor) -> torch.Tensor:
+        return F.pad(x, (width, width, width, width), mode="constant", value=value)
+    return inner
+
+
+def random_scale(scales: Sequence[float], generator: torch.Generator | None = None) -> Callable:
+    """Resize by a factor drawn from ``scales`` (bilinear; a new factor at every call)."""
+    scales = list(scales)
+    if not scales or min(scales) <= 0:
+        raise ValueError(f"random_scale needs positive factors, got {scales}")
+
+    def inner(x: torch.Tensor) -> torch.Tensor:
+        s = R._pick(scales, generator)
+        if s == 1.0:
+            return x
+        size = [max(1, round(n * s)) for n in x.shape[-2:]]
+        return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+    return inner
+
+
+def random_rotate(degrees: Sequence[float], generator: torch.Generator | None = None) -> Callable:
+    """Rotate about the centre by an angle (in degrees) drawn from ``degrees``; the corners
+    that come from outside the image are 0 (the mean colour of a normalized image)."""
+    degrees = list(degrees)
+    if not degrees:
+        raise ValueError("random_rotate needs at least one angle")
+
+    def inner(x: torch.Tensor) -> torch.Tensor:
+        a = math.radians(R._pick(degrees, generator))
+        if a == 0.0:
+            return x
+        h, w = x.shape[-2:]
+        cos, sin = math.cos(a), math.sin(a)
+        # affine_grid works in [-1, 1] coordinates: correct the aspect ratio of non-square images
+        theta = torch.tensor([[cos, -sin * h / w, 0.0], [sin * w / h, cos, 0.0]],
+                             dtype=x.dtype, device=x.device)
+        grid = F.affine_grid(theta.expand(x.shape[0], 2, 3), list(x.shape), align_corners=False)
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return inner
+
+
+def standard_transforms(generator: torch.Generator | None = None) -> list[Transform]:
+    """Lucid's ``transforms.standard_transforms``: pad 12, jitter 8, scale by 0.9 to 1.1,
+    rotate by -10 to 10 degrees, jitter 4 (sizes for a 224-pixel image). The output is larger
+    than the input (about 248 pixels for 224); wrap the list in :func:`keep_size` to keep 224."""
+    return [pad(12), R.jitter(8, generator),
+            random_scale([1 + (i - 5) / 50 for i in range(11)], generator),
+            random_rotate(list(range(-10, 11)) + 5 * [0], generator), R.jitter(4, generator)]
+
+
+def center_crop_or_pad(x: torch.Tensor, size: Sequence[int], value: float = 0.0) -> torch.Tensor:
+    """Cut ``x`` to ``size = (H, W)`` about its centre, padding with ``value`` where it is smaller."""
+    out = x
+    for dim, want in ((-2, size[0]), (-1, size[1])):
+        have = out.shape[dim]
+        if have > want:
+            out = out.narrow(dim, (have - want) // 2, want)
+        elif have < want:
+            before = (want - have) // 2
+            widths = [0, 0, 0, 0]
+            widths[0 if dim == -1 else 2], widths[1 if dim == -1 else 3] = before, want - have - before
+            out = F.pad(out, widths, mode="constant", value=value)
+    return out
+
+
+def keep_size(transforms: Sequence[Callable]) -> Callable:
+    """Apply ``transforms`` in order, then cut or pad the result back to the input's size, so
+    that the model always sees images of one size (and costs the same at every step)."""
+    inner_transform = R.compose(list(transforms))
+
+    def inner(x: torch.Tensor) -> torch.Tensor:
+        return center_crop_or_pad(inner_transform(x), x.shape[-2:])
+    return inner
 
 LOW = torch.tensor([-m / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)]).view(1, 3, 1, 1)
 HIGH = torch.tensor([(1 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)]).view(1, 3, 1, 1)
@@ -235,43 +318,43 @@ def test_feature_extractor_hooks_are_removed_after_the_loop_also_on_error(model)
 
 def test_random_scale_and_rotate():
     x = torch.randn(2, 3, 20, 30, generator=gen(0))
-    assert R.random_scale([1.5])(x).shape == (2, 3, 30, 45)
-    assert torch.equal(R.random_scale([1.0])(x), x)
-    assert torch.equal(R.random_rotate([0])(x), x)
+    assert random_scale([1.5])(x).shape == (2, 3, 30, 45)
+    assert torch.equal(random_scale([1.0])(x), x)
+    assert torch.equal(random_rotate([0])(x), x)
     dot = torch.zeros(1, 1, 9, 9)
     dot[0, 0, 4, 6] = 1.0
-    assert R.random_rotate([90])(dot)[0, 0].nonzero().tolist() == [[2, 4]]  # counterclockwise
-    assert torch.allclose(R.random_rotate([180])(R.random_rotate([180])(x)), x, atol=1e-5)
-    a = R.compose(R.standard_transforms(gen(5)))
-    b = R.compose(R.standard_transforms(gen(5)))
+    assert random_rotate([90])(dot)[0, 0].nonzero().tolist() == [[2, 4]]  # counterclockwise
+    assert torch.allclose(random_rotate([180])(random_rotate([180])(x)), x, atol=1e-5)
+    a = R.compose(standard_transforms(gen(5)))
+    b = R.compose(standard_transforms(gen(5)))
     y = torch.randn(1, 3, 64, 64, generator=gen(1), requires_grad=True)
     out = a(y)
     assert torch.equal(out, b(y))
     out.sum().backward()
     assert y.grad is not None and y.grad.abs().sum() > 0  # differentiable
-    assert R.pad(3)(x).shape == (2, 3, 26, 36) and R.pad(3)(x)[..., 0, 0].abs().sum() == 0
+    assert pad(3)(x).shape == (2, 3, 26, 36) and pad(3)(x)[..., 0, 0].abs().sum() == 0
     with pytest.raises(ValueError):
-        R.random_scale([0.0])
+        random_scale([0.0])
     with pytest.raises(ValueError):
-        R.random_rotate([])
+        random_rotate([])
 
 
 def test_random_transforms_draw_several_values():
     g = gen(0)
-    scale = R.random_scale([0.5, 1.0, 2.0], g)
+    scale = random_scale([0.5, 1.0, 2.0], g)
     sizes = {scale(torch.zeros(1, 1, 8, 8)).shape[-1] for _ in range(30)}
     assert sizes == {4, 8, 16}
-    assert not math.isnan(float(R.random_rotate(range(-10, 11), g)(torch.ones(1, 1, 8, 8)).sum()))
+    assert not math.isnan(float(random_rotate(range(-10, 11), g)(torch.ones(1, 1, 8, 8)).sum()))
 
 
 def test_random_affine_is_the_chain_of_transforms_in_one_resampling():
     x = torch.randn(2, 3, 20, 30, generator=gen(0))
     moved = R.random_affine(shift=3, generator=gen(1))(x)
     matches = [(dx, dy) for dx in range(-3, 4) for dy in range(-3, 4)
-               if torch.allclose(R.center_crop_or_pad(R.roll(R.pad(3)(x), dx, dy), (20, 30)), moved, atol=1e-5)]
+               if torch.allclose(center_crop_or_pad(R.roll(pad(3)(x), dx, dy), (20, 30)), moved, atol=1e-5)]
     assert len(matches) == 1  # a translation with grey filling
-    assert torch.allclose(R.random_affine(scales=[2.0])(x), R.keep_size([R.random_scale([2.0])])(x), atol=1e-4)
-    assert torch.allclose(R.random_affine(degrees=[30])(x), R.random_rotate([30])(x), atol=1e-5)
+    assert torch.allclose(R.random_affine(scales=[2.0])(x), keep_size([random_scale([2.0])])(x), atol=1e-4)
+    assert torch.allclose(R.random_affine(degrees=[30])(x), random_rotate([30])(x), atol=1e-5)
     assert torch.equal(R.random_affine()(x), x)
     a = R.random_affine([0.9, 1.1], [-10, 10], 8, gen(2))
     b = R.random_affine([0.9, 1.1], [-10, 10], 8, gen(2))

@@ -57,7 +57,7 @@ def check_equal(name: str, actual, want) -> None:
 
 def _hint(etype, value, tb) -> str | None:
     """One sentence for the errors an unfinished notebook raises, or None."""
-    from .student import STUB_MESSAGE
+    from .conventions import STUB_MESSAGE
 
     if issubclass(etype, NotImplementedError) and str(value) in ("", STUB_MESSAGE):
         frames = []

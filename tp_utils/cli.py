@@ -127,10 +127,30 @@ def cmd_figures(args) -> int:
     return 0
 
 
-def cmd_grade(args) -> int:
-    from .grade import main_from_args
+def _instructor(name: str):
+    """The instructor tooling (tp_tools) with a course checkout, else None after one line that says so."""
+    import importlib
 
-    return main_from_args(args, root=_root())
+    root = _root()
+    try:
+        module = importlib.import_module(f"tp_tools.{name}")
+    except ImportError:
+        module = None
+    if module is None or not (root / "solutions").is_dir():
+        print("error: this is an instructor command: it needs the course's checkout (solutions/, tests/, "
+              "tp_tools/), which this copy does not have", file=sys.stderr)
+        return None
+    return module
+
+
+def cmd_grade(args) -> int:
+    module = _instructor("grade")
+    return 2 if module is None else module.main_from_args(args, root=_root())
+
+
+def cmd_release(args) -> int:
+    module = _instructor("release")
+    return 2 if module is None else module.main_from_args(args, root=_root())
 
 
 def main(argv=None) -> int:
@@ -199,9 +219,15 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true",
                    help="hidden tests of tests/mutations/ only: seconds per student instead of minutes "
                         "(leaves out the comparisons with captum and scikit-learn)")
+    p.add_argument("--unsandboxed", action="store_true",
+                   help="run the submissions in the grader's own processes (for trusted code only: "
+                        "a submission can then read the answers and change its grade)")
     p.add_argument("--solutions", help="the reference notebooks (default: solutions/ of the course)")
     p.add_argument("--tests", help="the hidden tests' folder (default: tests/ of the course)")
     p.set_defaults(func=cmd_grade)
+    p = command("release", cmd_release, "write the students' copy of the course (notebooks/, tp_utils, data/, "
+                "a README; no solutions/, no tests/, no instructor tools) and scan it for answers")
+    p.add_argument("out", help="the folder to write (must not exist or be empty)")
     args = parser.parse_args(argv)
     try:
         return args.func(args)

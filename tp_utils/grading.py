@@ -22,8 +22,8 @@ import re
 import nbformat
 
 SCHEMA_VERSION = 3
-_CODE_REGION = re.compile(r"^\s*### BEGIN SOLUTION\s*$", re.M)
-_MD_REGION = re.compile(r"^\s*<!-- BEGIN SOLUTION -->\s*$", re.M)
+from .conventions import CODE_REGION as _CODE_REGION
+from .conventions import MD_REGION as _MD_REGION
 _CHECK = re.compile(r"\btp\.checks\.check_\w+\(")
 _ASSERT = re.compile(r"^\s*assert\b", re.M)
 _DEF = re.compile(r"^def (\w+)\(", re.M)

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import nbformat
 
-EXPORT_TAG = "export"
-_MAGIC = re.compile(r"^\s*[%!]")
+from .conventions import EXPORT_TAG
+from .conventions import MAGIC as _MAGIC
 
 
 def export_cells(nb: nbformat.NotebookNode) -> list[tuple[int, str]]:

@@ -99,96 +99,15 @@ def clip_small_grads(percentile: float) -> Transform:
 
 # ---- transformation robustness (Olah et al., Distill 2017; Lucid's standard transforms) ----
 
-def pad(width: int, value: float = 0.0) -> Transform:
-    """Pad every side with ``width`` pixels of the constant ``value`` (0 = the mean colour
-    of a normalized image), so that later jitter, scaling and rotation do not wrap the image."""
-    def inner(x: torch.Tensor) -> torch.Tensor:
-        return F.pad(x, (width, width, width, width), mode="constant", value=value)
-    return inner
-
-
-def _pick(choices: Sequence[float], generator: torch.Generator | None) -> float:
-    return float(choices[int(torch.randint(len(choices), (1,), generator=generator))])
-
-
-def random_scale(scales: Sequence[float], generator: torch.Generator | None = None) -> Transform:
-    """Resize by a factor drawn from ``scales`` (bilinear; a new factor at every call)."""
-    scales = list(scales)
-    if not scales or min(scales) <= 0:
-        raise ValueError(f"random_scale needs positive factors, got {scales}")
-
-    def inner(x: torch.Tensor) -> torch.Tensor:
-        s = _pick(scales, generator)
-        if s == 1.0:
-            return x
-        size = [max(1, round(n * s)) for n in x.shape[-2:]]
-        return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
-    return inner
-
-
-def random_rotate(degrees: Sequence[float], generator: torch.Generator | None = None) -> Transform:
-    """Rotate about the centre by an angle (in degrees) drawn from ``degrees``; the corners
-    that come from outside the image are 0 (the mean colour of a normalized image)."""
-    degrees = list(degrees)
-    if not degrees:
-        raise ValueError("random_rotate needs at least one angle")
-
-    def inner(x: torch.Tensor) -> torch.Tensor:
-        a = math.radians(_pick(degrees, generator))
-        if a == 0.0:
-            return x
-        h, w = x.shape[-2:]
-        cos, sin = math.cos(a), math.sin(a)
-        # affine_grid works in [-1, 1] coordinates: correct the aspect ratio of non-square images
-        theta = torch.tensor([[cos, -sin * h / w, 0.0], [sin * w / h, cos, 0.0]],
-                             dtype=x.dtype, device=x.device)
-        grid = F.affine_grid(theta.expand(x.shape[0], 2, 3), list(x.shape), align_corners=False)
-        return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    return inner
-
-
-def standard_transforms(generator: torch.Generator | None = None) -> list[Transform]:
-    """Lucid's ``transforms.standard_transforms``: pad 12, jitter 8, scale by 0.9 to 1.1,
-    rotate by -10 to 10 degrees, jitter 4 (sizes for a 224-pixel image). The output is larger
-    than the input (about 248 pixels for 224); wrap the list in :func:`keep_size` to keep 224."""
-    return [pad(12), jitter(8, generator),
-            random_scale([1 + (i - 5) / 50 for i in range(11)], generator),
-            random_rotate(list(range(-10, 11)) + 5 * [0], generator), jitter(4, generator)]
-
-
-def center_crop_or_pad(x: torch.Tensor, size: Sequence[int], value: float = 0.0) -> torch.Tensor:
-    """Cut ``x`` to ``size = (H, W)`` about its centre, padding with ``value`` where it is smaller."""
-    out = x
-    for dim, want in ((-2, size[0]), (-1, size[1])):
-        have = out.shape[dim]
-        if have > want:
-            out = out.narrow(dim, (have - want) // 2, want)
-        elif have < want:
-            before = (want - have) // 2
-            widths = [0, 0, 0, 0]
-            widths[0 if dim == -1 else 2], widths[1 if dim == -1 else 3] = before, want - have - before
-            out = F.pad(out, widths, mode="constant", value=value)
-    return out
-
-
-def keep_size(transforms: Sequence[Transform]) -> Transform:
-    """Apply ``transforms`` in order, then cut or pad the result back to the input's size, so
-    that the model always sees images of one size (and costs the same at every step)."""
-    inner_transform = compose(list(transforms))
-
-    def inner(x: torch.Tensor) -> torch.Tensor:
-        return center_crop_or_pad(inner_transform(x), x.shape[-2:])
-    return inner
-
-
 def random_affine(scales: Sequence[float] = (1.0,), degrees: Sequence[float] = (0.0,), shift: int = 0,
                   generator: torch.Generator | None = None) -> Transform:
     """Scale by a factor drawn from ``scales`` and rotate by an angle (degrees, counterclockwise)
     drawn from ``degrees``, about the centre, then shift by up to ``shift`` pixels in each
     direction: one bilinear resampling, the same size out, 0 (the mean colour) where nothing maps.
 
-    The cheap equivalent of ``keep_size([pad(shift), jitter(shift), random_scale(scales),
-    random_rotate(degrees)])``: one ``grid_sample`` instead of a chain of resamplings.
+    The cheap equivalent of Lucid's chain pad, jitter, random scale, random rotation, crop back
+    to size: one ``grid_sample`` instead of a chain of resamplings (tests/test_optimize.py holds
+    that chain and checks the two agree).
     """
     scales, degrees = list(scales), list(degrees)
     if not scales or min(scales) <= 0 or not degrees:

@@ -13,13 +13,11 @@ from pathlib import Path
 
 import nbformat
 
-_BEGIN = re.compile(r"^(\s*)(### BEGIN SOLUTION|<!-- BEGIN SOLUTION -->)\s*$")
-_END = re.compile(r"^\s*(### END SOLUTION|<!-- END SOLUTION -->)\s*$")
-_BEGIN_HIDDEN = re.compile(r"^\s*### BEGIN HIDDEN TESTS\s*$")
-_END_HIDDEN = re.compile(r"^\s*### END HIDDEN TESTS\s*$")
-STUB_MESSAGE = "not written yet: replace these two lines with your code"
-CODE_STUB = ["# YOUR CODE HERE", f'raise NotImplementedError("{STUB_MESSAGE}")']
-ANSWER_STUB = ["YOUR ANSWER HERE"]
+from .conventions import ANSWER_STUB, CODE_STUB, STUB_MESSAGE  # noqa: F401 - re-exported
+from .conventions import BEGIN as _BEGIN
+from .conventions import BEGIN_HIDDEN as _BEGIN_HIDDEN
+from .conventions import END as _END
+from .conventions import END_HIDDEN as _END_HIDDEN
 MIN_SECRET_CHARS = 8  # shorter solution lines ("return x") are too common to count as leaks
 
 

@@ -292,11 +292,18 @@ def train(net: nn.Module, loss_fn: Callable, sample: Callable, steps: int, lr: f
 
 
 def timed(fn: Callable, repeat: int = 5) -> float:
-    """The median wall time of ``fn()`` over ``repeat`` runs (after one warm-up run), in seconds."""
+    """The median wall time of ``fn()`` over ``repeat`` runs (after one warm-up run), in seconds.
+    On a GPU it waits for the queued kernels before reading the clock (CUDA runs asynchronously)."""
+    def sync():
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            torch.cuda.synchronize()
+
     fn()
     times = []
     for _ in range(repeat):
+        sync()
         start = time.perf_counter()
         fn()
+        sync()
         times.append(time.perf_counter() - start)
     return sorted(times)[len(times) // 2]

@@ -7,9 +7,11 @@ solution cell (``### BEGIN SOLUTION``) and the function(s) it defines; its **sel
 test cells whose grade id is ``check-<exercise>-<k>`` (one point each, or the points in their
 nbgrader metadata), always taken from the *solution* notebook, so that a student who edited a
 check gains nothing; its **hidden tests** are the pytest tests of ``tests/test_notebook*.py`` and
-``tests/mutations/nb*.py`` that use one of the exercise's functions through a fixture loading
-``solutions/<notebook>.ipynb`` with :func:`tp_utils.notebook.load_exports` (one point per test
-function, all its parametrizations must pass). Written answers (markdown cells with
+``tests/mutations/nb*.py`` that call one of the exercise's functions on a fixture loading
+``solutions/<notebook>.ipynb`` with :func:`tp_utils.notebook.load_exports` (:func:`hidden_tests`:
+module-level path constants resolved, through fixtures and helpers; one point per test function,
+all its parametrizations must pass; a test skipped for a missing optional package stays in the
+maximum and the report says so). Written answers (markdown cells with
 ``<!-- BEGIN SOLUTION -->`` regions) are collected for a person to read.
 
 How an exercise runs
@@ -62,7 +64,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-_MAGIC = re.compile(r"^\s*[%!]")
+from tp_utils.conventions import MAGIC as _MAGIC
+from tp_utils.conventions import MD_BEGIN_TEXT, is_export
 KEEP_OUTPUT = 2000      # bytes of a child's output kept from its start and from its end
 FILE_LIMIT = 256 << 20  # largest file a child may write
 HIDDEN_PREFIX = "hidden:"
@@ -332,34 +335,113 @@ def _hidden_files(tests_dir: Path) -> list[Path]:
     return sorted(tests_dir.glob("mutations/nb*.py")) + files  # the catalogue's first: the cheap ones
 
 
+def _module_strings(tree: ast.Module) -> dict:
+    """Module-level name -> the string constants its value is built from, names resolved
+    (``ROOT = ...``, ``SOLUTIONS = ROOT / "solutions"``, ``NOTEBOOK = SOLUTIONS / "06_x.ipynb"``)."""
+    direct = {}
+    for node in tree.body:
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            strings = {n.value for n in ast.walk(node.value) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+            names = {n.id for n in ast.walk(node.value) if isinstance(n, ast.Name)}
+            for t in targets:
+                if isinstance(t, ast.Name):
+                    direct[t.id] = (strings, names)
+    resolved = {}
+
+    def resolve(name, seen=()):
+        if name in resolved:
+            return resolved[name]
+        strings, names = direct.get(name, (set(), set()))
+        out = set(strings)
+        for n in names - {name} - set(seen):
+            out |= resolve(n, seen + (name,))
+        resolved[name] = out
+        return out
+
+    return {name: resolve(name) for name in direct}
+
+
+def _attributes_on(node, names: set, strings: set) -> set:
+    """Attributes read on ``names`` inside ``node``: ``nb.f``, ``getattr(nb, "f")``, and
+    ``getattr(nb, name)`` with ``name`` one of the ``strings`` (a parametrization)."""
+    used = set()
+    for n in ast.walk(node):
+        if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id in names:
+            used.add(n.attr)
+        elif isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "getattr" \
+                and len(n.args) >= 2 and isinstance(n.args[0], ast.Name) and n.args[0].id in names:
+            key = n.args[1]
+            used |= {key.value} if isinstance(key, ast.Constant) else set(strings)
+    return used
+
+
 def hidden_tests(tests_dir: Path, stem: str, functions) -> list[Hidden]:
-    """Pytest tests that call one of ``functions`` through a fixture that loads
-    ``solutions/<stem>.ipynb`` with ``load_exports``."""
-    found = []
+    """Pytest tests that call one of ``functions`` of the solution notebook ``stem``.
+
+    Found by what they call: a *loader* is a fixture that calls ``load_exports`` on a path whose
+    strings (module-level names such as ``NOTEBOOK = ROOT / "solutions" / "06_x.ipynb"`` resolved)
+    are ``solutions`` and ``<stem>.ipynb``; a test counts when it, a fixture it requests
+    (recursively), or a module-level helper it hands the loader to reads one of ``functions`` on
+    the loader's value (``nb.f``, ``getattr(nb, "f")``)."""
+    found, functions = [], set(functions)
     for path in _hidden_files(Path(tests_dir)):
         try:
             tree = ast.parse(path.read_text(encoding="utf-8"))
         except (OSError, SyntaxError):
             continue
-        fixtures = set()
-        for node in tree.body:
-            if not isinstance(node, ast.FunctionDef):
+        constants = _module_strings(tree)
+        defs = {node.name: node for node in tree.body if isinstance(node, ast.FunctionDef)}
+
+        def is_fixture(node):
+            return any((n.attr if isinstance(n, ast.Attribute) else getattr(n, "id", "")) == "fixture"
+                       for d in node.decorator_list for n in ast.walk(d))
+
+        def strings_of(node):
+            out = {n.value for n in ast.walk(node) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+            for n in ast.walk(node):
+                if isinstance(n, ast.Name) and n.id in constants:
+                    out |= constants[n.id]
+            return out
+
+        loaders = set()
+        for name, node in defs.items():
+            if not is_fixture(node):
                 continue
-            decorators = {n.attr if isinstance(n, ast.Attribute) else getattr(n, "id", "")
-                          for d in node.decorator_list for n in ast.walk(d)}
-            strings = {n.value for n in ast.walk(node) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
-            names = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
-            if "fixture" in decorators and "load_exports" in names and "solutions" in strings \
-                    and f"{stem}.ipynb" in strings:
-                fixtures.add(node.name)
-        for node in tree.body:
-            if not (isinstance(node, ast.FunctionDef) and node.name.startswith("test")):
-                continue
-            args = {a.arg for a in node.args.args} & fixtures
-            used = {n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)
-                    and isinstance(n.value, ast.Name) and n.value.id in args}
-            if used & set(functions):
-                found.append(Hidden(str(path), node.name))
+            for call in ast.walk(node):
+                if isinstance(call, ast.Call) and getattr(call.func, "id", getattr(call.func, "attr", None)) == "load_exports":
+                    strings = set().union(*(strings_of(a) for a in call.args)) if call.args else set()
+                    if "solutions" in strings and f"{stem}.ipynb" in strings:
+                        loaders.add(name)
+        helper_params = {}  # helper -> [(position, attributes read on that parameter)]
+        for name, node in defs.items():
+            if not is_fixture(node) and not name.startswith("test"):
+                helper_params[name] = [(k, _attributes_on(node, {a.arg}, set()))
+                                       for k, a in enumerate(node.args.args)]
+        memo = {}
+
+        def calls(name, seen=()):
+            """Attributes of the loaders that function ``name`` reads (directly or through fixtures)."""
+            if name in memo:
+                return memo[name]
+            node = defs[name]
+            args = {a.arg for a in node.args.args}
+            own_loaders = args & loaders
+            used = _attributes_on(node, own_loaders, strings_of(ast.Module(node.decorator_list, [])))
+            for n in ast.walk(node):  # helper(nb, ...)
+                if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in helper_params:
+                    for k, attrs in helper_params[n.func.id]:
+                        if k < len(n.args) and isinstance(n.args[k], ast.Name) and n.args[k].id in own_loaders:
+                            used |= attrs
+            for a in args - own_loaders:
+                if a in defs and is_fixture(defs[a]) and a not in seen:
+                    used |= calls(a, seen + (name,))
+            memo[name] = used
+            return used
+
+        for name, node in defs.items():
+            if name.startswith("test") and calls(name) & functions:
+                found.append(Hidden(str(path), name))
     return found
 
 
@@ -368,8 +450,8 @@ def plan(solution: str | os.PathLike, tests_dir: str | os.PathLike | None = None
     notebook (no torch: cheap). ``quick``: only the hidden tests of ``tests/mutations/``."""
     import nbformat
 
-    from .grading import cell_roles
-    from .notebook import EXPORT_TAG
+    from tp_utils.grading import cell_roles
+    from tp_utils.notebook import EXPORT_TAG
 
     path = Path(solution)
     nb = nbformat.read(path, as_version=4)
@@ -816,7 +898,7 @@ def find_exercise_cell(cells, exercise: Exercise) -> int | None:
     if by_id:
         return by_id[-1]
     by_def = [i for i, c in enumerate(cells) if c.cell_type == "code" and exercise.functions[0] in _top_defs(c.source)]
-    tagged = [i for i in by_def if "export" in cells[i].get("metadata", {}).get("tags", [])]
+    tagged = [i for i in by_def if is_export(cells[i])]
     return (tagged or by_def or [None])[-1]
 
 
@@ -844,7 +926,7 @@ def overlay_submission(ns: dict, p: Plan, exercise: Exercise, notebook: str) -> 
             tree = ast.parse(_code(cell.source))
         except SyntaxError:
             continue
-        if "export" not in meta.get("tags", []) and not _definitions_only(tree):
+        if not is_export(cell) and not _definitions_only(tree):
             continue
         tree.body = [s for s in tree.body if not (isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))
                                                    and s.name in exercise_functions)]
@@ -890,6 +972,9 @@ def run_checks(ns: dict, exercise: Exercise, emit, stop_first: bool = False, fir
             exec(_compile(check.source, f"<check {check.grade_id}>"), ns)
             ok, reason = True, ""
         except BaseException as err:  # noqa: B036
+            if type(err).__name__ in ("SandboxDied", "Closed"):  # the student's process is gone
+                emit({"stopped": str(err), "during": check.grade_id})
+                raise
             ok, reason = False, describe(err)
         finally:
             plt.close("all")
@@ -926,6 +1011,9 @@ class _Collector:
             else:
                 reason = str(report.longrepr).strip().splitlines()[-1] if report.longrepr else ""
             reason = re.sub(r" at 0x[0-9a-f]+", "", " ".join(reason.split()))
+            if "SandboxDied: " in reason or "proxy.Closed: " in reason:  # the student's process is gone
+                self.emit({"stopped": reason.split("SandboxDied: ")[-1].split("Closed: ")[-1],
+                           "during": self._item(report.nodeid)})
             if reason.startswith(("NotImplementedError", "tp_utils.answers.UnfinishedExercise")):
                 reason = "not done: it raises NotImplementedError"
             if len(reason) > 160:
@@ -990,7 +1078,11 @@ def summarize(exercise: Exercise, child: ChildResult, *, hidden: bool, timeout: 
               memory_mb: int | None) -> dict:
     """Points and reasons of one exercise from its child's events."""
     results, nodes, running, fatal, grader_errors = {}, {}, None, None, []
-    for ev in child.events:
+    stopped = next((ev for ev in child.events if "stopped" in ev), None)
+    events = child.events[:child.events.index(stopped)] if stopped else child.events
+    if stopped:
+        running = stopped.get("during")
+    for ev in events:
         if "fatal" in ev:
             fatal = ev["fatal"]
         elif "grader_error" in ev:
@@ -1014,8 +1106,11 @@ def summarize(exercise: Exercise, child: ChildResult, *, hidden: bool, timeout: 
         else:
             results[item] = {"ok": True, "reason": "", "seconds": round(sum(e["seconds"] for e in evs), 3)}
     stop = None if child.end == "exit" and child.code == 0 else child.stop_reason(timeout, memory_mb)
+    if stopped and not stop:
+        stop = stopped["stopped"]
+        running = stopped.get("during", running)
     crash_line = _crash_line(child.output) if child.end == "signal" else ""
-    stopped_status = "timeout" if child.end == "timeout" else "crash"
+    stopped_status = "timeout" if child.end == "timeout" or str(stop).startswith("time-out") else "crash"
     nothing = not results and not nodes
     items, points, maximum = [], 0.0, 0.0
     for item, worth in exercise.items(hidden):
@@ -1025,7 +1120,7 @@ def summarize(exercise: Exercise, child: ChildResult, *, hidden: bool, timeout: 
         elif stop and (item == running or (nothing and running is None)):
             status, reason = stopped_status, stop + crash_line
         elif r is not None and r.get("ok") is None:
-            status, reason, worth = "skipped", r["reason"], 0.0
+            status, reason = "skipped", r["reason"]  # stays in the maximum: the report says why
         elif r is not None:
             status, reason = ("pass", "") if r["ok"] else ("fail", r["reason"])
         elif stop:
@@ -1067,7 +1162,7 @@ def answers_target(p: Plan, notebook: str):
             if not hits and len(nb.cells) > index and nb.cells[index].cell_type == "markdown":
                 hits = [nb.cells[index]]
             text = hits[-1].source if hits else ""
-            questions = source.count("<!-- BEGIN SOLUTION -->")
+            questions = source.count(MD_BEGIN_TEXT)
             emit({"answer": grade_id, "points": points, "text": text[:20000],
                   "unanswered": text.count("YOUR ANSWER HERE") if hits else questions,
                   "found": bool(hits)})
@@ -1095,16 +1190,42 @@ def worker(spec: dict) -> int:
                "traceback": traceback.format_exc()[-3000:]})
         return 1
     timeout, memory, threads = float(spec["timeout"]), spec.get("memory"), spec.get("threads", 1)
+    zygote = None
+    if spec.get("sandbox", True):
+        from tp_tools.harness import Zygote, sandboxed_target
+        from tp_utils import answers
+
+        def door(name):
+            return answers.earlier(name)  # TP_ANSWERS_DIR: the solutions (the trusted side only)
+
+        try:
+            zygote = Zygote(p, module, int(spec.get("id", 0)), door=door)
+        except BaseException as err:  # noqa: B036
+            write({"setup_error": f"starting the sandbox for {p.stem} failed: {describe(err)}",
+                   "traceback": traceback.format_exc()[-3000:]})
+            return 1
     for student, path in spec["students"]:
         child = run_in_child(answers_target(p, path), timeout=60, memory_mb=memory)
         write({"student": student, "notebook": p.stem, "answers": [e for e in child.events if "answer" in e],
                "answers_error": next((e["answers_error"] for e in child.events if "answers_error" in e), None)})
         for ex in p.exercises:
-            target = exercise_target(module, p, ex, lambda ns, pl, e, path=path: overlay_submission(ns, pl, e, path),
-                                     hidden=spec.get("hidden", True))
-            child = run_in_child(target, timeout=timeout, memory_mb=memory, threads=threads)
+            if zygote is not None:
+                target = sandboxed_target(module, p, ex, path, zygote, hidden=spec.get("hidden", True),
+                                          timeout=timeout, memory_mb=memory, door=door)
+            else:
+                target = exercise_target(module, p, ex,
+                                         lambda ns, pl, e, path=path: overlay_submission(ns, pl, e, path),
+                                         hidden=spec.get("hidden", True))
+            child = run_in_child(target, timeout=timeout, memory_mb=None if zygote else memory, threads=threads)
+            if zygote is not None:
+                for ev in child.events:
+                    if ev.get("sandbox_pid"):
+                        _kill_group(int(ev["sandbox_pid"]))
+                zygote.sweep()
             record = summarize(ex, child, hidden=spec.get("hidden", True), timeout=timeout, memory_mb=memory)
             write({"student": student, "notebook": p.stem, **record})
+    if zygote is not None:
+        zygote.close()
     return 0
 
 
@@ -1171,7 +1292,7 @@ def _spawn(spec: dict, workdir: Path, solutions: Path):
     path = workdir / f"spec-{spec['id']}.json"
     path.write_text(json.dumps(spec))
     log = open(workdir / f"worker-{spec['id']}.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "tp_utils.grade", "--worker", str(path)],
+    proc = subprocess.Popen([sys.executable, "-m", "tp_tools.grade", "--worker", str(path)],
                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                             cwd=workdir, start_new_session=True)
     return proc, log
@@ -1179,7 +1300,7 @@ def _spawn(spec: dict, workdir: Path, solutions: Path):
 
 def grade(submissions, out, *, solutions=None, tests=None, notebooks=None, timeout: float = 600,
           memory: int | None = 4096, jobs: int = 1, hidden: bool = True, quick: bool = False,
-          echo=print) -> dict:
+          sandbox: bool = True, echo=print) -> dict:
     """Grade every submission in ``submissions``; write the reports to ``out``; return the data."""
     solutions = Path(solutions or ROOT / "solutions").resolve()
     tests = Path(tests or solutions.parent / "tests").resolve()
@@ -1194,6 +1315,16 @@ def grade(submissions, out, *, solutions=None, tests=None, notebooks=None, timeo
     plans = {nn: plan(references[nn], tests if hidden else None, quick=quick) for nn in wanted}
     for w in warnings:
         echo(f"warning: {w}")
+    if sandbox:
+        from tp_tools.sandbox import isolation
+
+        echo(f"submissions run in a sandbox: {isolation()}")
+    else:
+        echo("warning: --unsandboxed: submissions run in the grader's processes (trusted code only)")
+    for nn, p in plans.items():
+        for ex in p.exercises:
+            echo(f"{p.stem[:2]} {ex.name}: {len(ex.checks)} self-check(s), {len(ex.hidden)} hidden test(s)"
+                 + ("" if ex.hidden or not hidden else "  (warning: no hidden test calls it)"))
     students = sorted(found)
     echo(f"grading {len(students)} students on notebook(s) {', '.join(wanted)} "
          f"(limits: {timeout:g} s and {memory} MB per exercise, {jobs} process(es) at a time)")
@@ -1212,7 +1343,7 @@ def grade(submissions, out, *, solutions=None, tests=None, notebooks=None, timeo
         for chunk in (c for c in chunks if c):
             specs.append({"id": len(specs), "solution": str(references[nn]), "tests": str(tests),
                           "students": chunk, "timeout": timeout, "memory": memory, "hidden": hidden,
-                          "quick": quick,
+                          "quick": quick, "sandbox": sandbox,
                           "threads": max(1, (os.cpu_count() or 1) // max(1, jobs)),
                           "results": str(workdir / f"results-{len(specs)}.jsonl"), "notebook": nn})
     start = time.monotonic()
@@ -1297,7 +1428,8 @@ def _collect(records, plans, students, missing_records, specs, hidden) -> dict:
     return {"students": students, "notebooks": {nn: {"stem": p.stem, "exercises": [
         {"name": ex.name, "functions": ex.functions, "max": sum(w for _, w in ex.items(hidden)),
          "items": ex.items(hidden)} for ex in p.exercises], "manual": [(g, pts) for _, g, pts, _ in p.manual],
-        "questions": [len(re.findall(r"<!-- BEGIN SOLUTION -->", src)) for _, _, _, src in p.manual],
+        "questions": [src.count(MD_BEGIN_TEXT) for _, _, _, src in p.manual],
+        "hidden": {ex.name: len(ex.hidden) if hidden else 0 for ex in p.exercises},
         "problems": p.problems} for nn, p in plans.items()},
         "grades": {f"{s}|{nn}": v for (s, nn), v in grades.items()},
         "answers": {f"{s}|{nn}": v for (s, nn), v in answers.items()},
@@ -1391,6 +1523,10 @@ def write_reports(data: dict, out: Path):
             written = "" if a is None else f"{_fmt(_answered(a, nb))}/{_fmt(sum(nb['questions']))}"
             total = sum((record(s, nn, e["name"]) or {}).get("points", 0) for e in exs)
             lines.append(f"| {_md(s)} | " + " | ".join(cells) + f" | {_fmt(total)} | {written} |")
+        counts = ", ".join(f"`{e['name']}` {n}" for e in exs for n in [nb.get("hidden", {}).get(e["name"], 0)])
+        lines.append(f"\nHidden tests per exercise: {counts}. A hidden test skipped (an optional package "
+                     "missing on the grading machine) counts in the maximum and is listed below: install "
+                     "the package and grade again.")
         for prob in nb.get("problems", []):
             lines.append(f"\n- grading note: {_md(prob)}")
     lines += ["", "## Why points were lost", ""]
@@ -1402,7 +1538,7 @@ def write_reports(data: dict, out: Path):
             for it in (r or {}).get("items", []):
                 if it["status"] == "not run":
                     not_run += 1
-                elif it["status"] not in ("pass", "skipped"):
+                elif it["status"] != "pass":
                     lost.append(f"  - {nn} `{name}` {it['item'].replace(HIDDEN_PREFIX, 'hidden ')}: "
                                 f"{it['status']}: {_md(it['reason'])}")
             if not_run:
@@ -1438,7 +1574,7 @@ def main_from_args(args, root: Path | None = None) -> int:
     data = grade(args.submissions, args.out, solutions=args.solutions or root / "solutions",
                  tests=args.tests or root / "tests", notebooks=args.notebooks, timeout=args.timeout,
                  memory=args.memory or None, jobs=args.jobs, hidden=not args.no_hidden,
-                 quick=getattr(args, "quick", False))
+                 quick=getattr(args, "quick", False), sandbox=not getattr(args, "unsandboxed", False))
     return 1 if data["errors"] else 0
 
 
