@@ -205,8 +205,8 @@ def test_notebook01_explorer_renders_and_its_slider_changes_the_picture(lab, sho
 
 def test_notebook12_explorer_slider_changes_the_picture(lab, shots):
     page, seconds = open_and_run_all(lab, solution("12").name)
-    moved = move_slider_and_compare(page, shots, "12", "percent_second")
-    print(f"\n12 (explorer cells): Run All in {seconds:.0f} s, percent_second {moved[0]} -> {moved[1]}")
+    moved = move_slider_and_compare(page, shots, "12", "percent")
+    print(f"\n12 (explorer cells): Run All in {seconds:.0f} s, percent {moved[0]} -> {moved[1]}")
     page.context.close()
 
 

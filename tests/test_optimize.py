@@ -60,7 +60,7 @@ def random_rotate(degrees: Sequence[float], generator: torch.Generator | None = 
     return inner
 
 
-def standard_transforms(generator: torch.Generator | None = None) -> list[Transform]:
+def standard_transforms(generator: torch.Generator | None = None) -> list[R.Transform]:
     """Lucid's ``transforms.standard_transforms``: pad 12, jitter 8, scale by 0.9 to 1.1,
     rotate by -10 to 10 degrees, jitter 4 (sizes for a 224-pixel image). The output is larger
     than the input (about 248 pixels for 224); wrap the list in :func:`keep_size` to keep 224."""
