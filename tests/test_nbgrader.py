@@ -78,3 +78,14 @@ def test_nbgrader_autogrades_correct_wrong_and_empty(course):
     assert scores["wrong"]["check-topk_predictions-1"] == (0.0, 1.0)
     assert scores["empty"]["check-topk_predictions-1"] == (0.0, 1.0)
     assert scores["correct"]["written-1"][1] == 4  # four questions, graded by a person
+
+
+def test_nbgrader_validate_shows_the_one_line_hint(course):
+    """nbgrader's Validate (the button in JupyterLab) reports a failing cell's traceback and stderr:
+    the course's hint for an unfinished exercise must reach it."""
+    result = subprocess.run([sys.executable, "-m", "nbgrader", "validate", str(course / "release" / "tp" / NB00)],
+                            cwd=course, env=dict(os.environ, TQDM_DISABLE="1"), capture_output=True, text=True,
+                            timeout=600)
+    out = result.stdout + result.stderr
+    assert "NotImplementedError" in out, out[-2000:]
+    assert "➜ `topk_predictions` is not written yet" in out, out[-2000:]

@@ -77,10 +77,12 @@ def _hint(etype, value, tb) -> str | None:
 
 
 def _show_hint(shell, etype, value, tb, tb_offset=None):
+    import sys
+
     shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
     hint = _hint(etype, value, tb)
-    if hint:
-        print(f"\n➜ {hint}")
+    if hint:  # on stderr: nbgrader's Validate shows a failing cell's traceback and stderr, not stdout
+        print(f"\n➜ {hint}", file=sys.stderr)
 
 
 def install_hints() -> bool:
