@@ -99,6 +99,11 @@ def clip_small_grads(percentile: float) -> Transform:
 
 # ---- transformation robustness (Olah et al., Distill 2017; Lucid's standard transforms) ----
 
+def _pick(choices: Sequence[float], generator: torch.Generator | None) -> float:
+    """One of ``choices``, drawn uniformly with ``generator``."""
+    return float(choices[int(torch.randint(len(choices), (1,), generator=generator))])
+
+
 def random_affine(scales: Sequence[float] = (1.0,), degrees: Sequence[float] = (0.0,), shift: int = 0,
                   generator: torch.Generator | None = None) -> Transform:
     """Scale by a factor drawn from ``scales`` and rotate by an angle (degrees, counterclockwise)
