@@ -6,7 +6,7 @@ for the three paintings, with conditional instance normalization (Dumoulin et al
 The defaults are the shipped network's: 12 channels, 3 residual blocks, 4000 steps of 12 crops of
 256 px; 217 s on an H100. On a 2-core CPU that run would take about a day; a CPU budget version,
 ``--steps 1500 --batch 3 --size 128 --photo-size 160`` (43 minutes), paints blobs rather than
-strokes (notebook 12, Q5). Where the 22 MB of labelled photos cannot go (a GPU machine reached by
+strokes (12 · Q5). Where the 22 MB of labelled photos cannot go (a GPU machine reached by
 copying a few MB), ``--export-photos FOLDER`` writes the training photos as JPEG files first and
 ``--photos FOLDER`` trains on them (that is how the shipped network was trained; its record says so).
 
