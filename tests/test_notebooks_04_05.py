@@ -235,3 +235,46 @@ def test_smoothgrad_default_noise_is_the_papers(nb04):
     import inspect
 
     assert 0.10 <= inspect.signature(nb04.smoothgrad).parameters["noise"].default <= 0.20
+
+
+def _object_boxes():
+    import csv
+    from importlib.resources import files
+
+    with (files("tp_utils") / "data" / "object_boxes.csv").open() as f:
+        return {r["class_name"]: [int(r[k]) for k in ("x0", "y0", "x1", "y1")] for r in csv.DictReader(f)}
+
+
+def test_object_boxes_are_boxes_on_labelled_photos():
+    boxes = _object_boxes()
+    names = tp.labelled_set().names
+    assert len(boxes) >= 20
+    for name, (x0, y0, x1, y1) in boxes.items():
+        assert name in names, name
+        assert 0 <= x0 < x1 <= 224 and 0 <= y0 < y1 <= 224, name
+        assert 0.01 < (x1 - x0) * (y1 - y0) / 224 ** 2 < 0.8, f"{name}: a box should leave room outside it"
+
+
+def test_trained_saliency_prefers_its_own_box_and_random_does_not(nb04):
+    # the property notebook 04's section 3 prints: own box lifted more than the other photos' boxes
+    boxes = _object_boxes()
+    photos = tp.labelled_set()
+    idx = [photos.names.index(n) for n in boxes]
+    x, y = photos.images[idx], torch.tensor([photos.labels[i] for i in idx])
+    inside = torch.zeros(len(idx), 224, 224, dtype=torch.float64)
+    for k, (x0, y0, x1, y1) in enumerate(boxes.values()):
+        inside[k, y0:y1, x0:x1] = 1
+
+    def excess(model):
+        energy = nb04.saliency_map(nb04.class_gradient(model, x, y)).double() ** 2
+        lift = torch.einsum("ihw,jhw->ij", energy, inside) / energy.sum(dim=(1, 2))[:, None] / inside.mean(dim=(1, 2))
+        keep = ~torch.isnan(lift.diagonal())
+        own = lift.diagonal()[keep]
+        others = ((lift.sum(dim=1) - lift.diagonal()) / (len(idx) - 1))[keep]
+        return (own - others).mean().item()
+
+    trained = excess(tp.load_model())
+    torch.manual_seed(0)
+    random = excess(tp.load_model("squeezenet1_0", pretrained=False))
+    assert trained > 0.8, trained
+    assert abs(random) < 0.3, random
