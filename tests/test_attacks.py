@@ -15,7 +15,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tp_tools import grade
+from tp_tools import plans
 
 ROOT = Path(__file__).resolve().parents[1]
 NB00 = "00_setup_and_tour.ipynb"
@@ -59,7 +59,7 @@ def sandbox_processes() -> list[int]:
 def run_catalogue(tmp: Path, unsandboxed: bool = False) -> dict:
     """Grade the catalogue; the points per submission, the reports' text before and after a pause,
     whether the listening socket was reached."""
-    ex = grade.plan(ROOT / "solutions" / NB00, ROOT / "tests").exercises[0]
+    ex = plans.plan(ROOT / "solutions" / NB00, ROOT / "tests").exercises[0]
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(8)

@@ -125,7 +125,8 @@ def student_cells(p, exercise, notebook: str):
     the context cells (export cells, untagged cells of definitions only), then the exercise's cell."""
     import nbformat
 
-    from tp_tools.grade import _code, _definitions_only, find_exercise_cell
+    from tp_tools.cells import _code, _definitions_only
+    from tp_tools.checking import find_exercise_cell
 
     try:
         nb = nbformat.read(notebook, as_version=4)
@@ -154,7 +155,7 @@ def student_cells(p, exercise, notebook: str):
 
 
 def _death(how: dict, timeout: float, memory_mb) -> str:
-    from tp_tools.grade import ChildResult
+    from tp_tools.child import ChildResult
 
     if "signal" in how:
         return ChildResult([], "signal", int(how["signal"]), 0, "", 0).stop_reason(timeout, memory_mb)
@@ -164,7 +165,7 @@ def _death(how: dict, timeout: float, memory_mb) -> str:
 def sandboxed_target(module, p, exercise, notebook: str, zygote: Zygote, *, hidden: bool, timeout: float,
                      memory_mb, door=None):
     """What a trusted child runs for one student and exercise (see the module's docstring)."""
-    from tp_tools import grade
+    from tp_tools import checking
 
     def target(emit) -> None:
         cells, reason = student_cells(p, exercise, notebook)
@@ -209,9 +210,9 @@ def sandboxed_target(module, p, exercise, notebook: str, zygote: Zygote, *, hidd
             if sig is not None:
                 ns[f].__signature__ = sig  # inspect.signature(f) works on the student's function
         try:
-            ok = grade.run_checks(ns, exercise, emit)
+            ok = checking.run_checks(ns, exercise, emit)
             if hidden and exercise.hidden:
-                grade.run_hidden(module, p, exercise, emit)
+                checking.run_hidden(module, p, exercise, emit)
         except (proxy.SandboxDied, proxy.Closed) as err:
             emit({"stopped": str(err)})
             return
