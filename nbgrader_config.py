@@ -1,6 +1,6 @@
 # nbgrader configuration for this course: copy it into the course folder (README, "Grading with
 # nbgrader"). The stub that replaces each exercise's solution is the one `tp generate` writes
-# (tp_utils/student.py), so that nbgrader's student notebooks are those of notebooks/ (a test checks it).
+# (tp_utils/conventions.py, CODE_STUB), so that nbgrader's student notebooks are those of notebooks/ (a test checks it).
 c = get_config()  # noqa: F821 (nbgrader defines it)
 c.CourseDirectory.root = "."
 c.ClearSolutions.code_stub = {

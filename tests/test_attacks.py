@@ -28,7 +28,7 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="th
 
 def secret_lines() -> set:
     """Lines of the solution's exercise regions and of the hidden tests that no public file has."""
-    from tp_utils.student import _regions
+    from tp_tools.student import _regions
 
     nb = nbformat.read(ROOT / "solutions" / NB00, as_version=4)
     lines = {ln.strip() for c in nb.cells if c.cell_type == "code" for r in _regions(c.source) for ln in r}

@@ -17,11 +17,11 @@ from tp_tools.checking import summarize
 from tp_tools.child import ChildResult, run_in_child
 from tp_tools.plans import Check, Exercise, Hidden, hidden_tests, plan
 from tp_tools.submissions import find_submissions, notebook_number
-from tp_utils import student
+from tp_utils.conventions import CODE_STUB
 
 ROOT = Path(__file__).resolve().parents[1]
 NB00 = "00_setup_and_tour.ipynb"
-STUB = "\n    ".join(student.CODE_STUB)
+STUB = "\n    ".join(CODE_STUB)
 RIGHT = "with torch.no_grad():\n        return model(x).softmax(dim=1).topk(k, dim=1)"
 TIMEOUT = 45  # seconds per exercise: the endless submission costs this much
 

@@ -2,7 +2,7 @@
 
 What is graded
 --------------
-The solution notebook says it (:func:`tp_utils.grading.cell_roles`): an **exercise** is a
+The solution notebook says it (:func:`tp_tools.grading.cell_roles`): an **exercise** is a
 solution cell (``### BEGIN SOLUTION``) and the function(s) it defines; its **self-checks** are the
 test cells whose grade id is ``check-<exercise>-<k>`` (one point each, or the points in their
 nbgrader metadata), always taken from the *solution* notebook, so that a student who edited a

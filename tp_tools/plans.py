@@ -191,7 +191,7 @@ def plan(solution: str | os.PathLike, tests_dir: str | os.PathLike | None = None
     notebook (no torch: cheap). ``quick``: only the hidden tests of ``tests/mutations/``."""
     import nbformat
 
-    from tp_utils.grading import cell_roles
+    from tp_tools.grading import cell_roles
     from tp_utils.notebook import EXPORT_TAG
 
     path = Path(solution)

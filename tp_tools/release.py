@@ -9,7 +9,7 @@ mutation and attack catalogues), ``benchmarks/``, ``scripts/``, the instructor t
 :func:`leaks` scans every text file of a release for every solution region of ``solutions/``: a
 region of four lines or more counts as found when at least four of its lines, and half of them,
 stand in that order in one file (one cell of a notebook) with identifiers, strings and numbers renamed away (the shapes of
-:func:`tp_utils.student.shipped_answers`); a shorter region when all its lines stand, verbatim, in
+:func:`tp_tools.student.shipped_answers`); a shorter region when all its lines stand, verbatim, in
 that order in one file (cell).
 """
 from __future__ import annotations
@@ -106,7 +106,7 @@ def leaks(solutions: Path, release: Path) -> list[str]:
     """Solution regions found in the release's files (see the module's docstring)."""
     import nbformat
 
-    from tp_utils.student import MIN_SHARED_LINES, _common, _regions, _shapes
+    from tp_tools.student import MIN_SHARED_LINES, _common, _regions, _shapes
 
     files = [p for p in sorted(Path(release).rglob("*")) if p.is_file() and p.suffix in TEXT]
     units = {p: _units(p) for p in files}
