@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import ast
 import builtins
-import re
 from dataclasses import dataclass, field
 
-from tp_utils.conventions import MAGIC as _MAGIC
+from tp_utils.conventions import DEF, strip_magics
 
 
-def _code(source: str) -> str:
-    """A cell's source without IPython magics and shell escapes."""
-    return "\n".join(ln for ln in source.splitlines() if not _MAGIC.match(ln))
+_code = strip_magics  # a cell's source without IPython magics and shell escapes
 
 
 def _compile(source, filename: str, text: str | None = None):
@@ -232,4 +229,4 @@ def _top_defs(source: str) -> set:
     try:
         return {n.name for n in ast.parse(_code(source)).body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
     except SyntaxError:
-        return set(re.findall(r"^def (\w+)\(", source, re.M))
+        return set(DEF.findall(source))

@@ -10,7 +10,7 @@ import traceback
 import types
 from pathlib import Path
 
-from tp_utils.conventions import MD_BEGIN_TEXT, is_export
+from tp_utils.conventions import ANSWER_STUB, MD_BEGIN_TEXT, is_export
 from tp_tools.cells import cell_names, _code, _compile, _definitions_only, _top_defs
 from tp_tools.child import ChildResult
 from tp_tools.plans import Exercise, HIDDEN_PREFIX, Plan
@@ -330,6 +330,6 @@ def answers_target(p: Plan, notebook: str):
             text = hits[-1].source if hits else ""
             questions = source.count(MD_BEGIN_TEXT)
             emit({"answer": grade_id, "points": points, "text": text[:20000],
-                  "unanswered": text.count("YOUR ANSWER HERE") if hits else questions,
+                  "unanswered": text.count(ANSWER_STUB[0]) if hits else questions,
                   "found": bool(hits)})
     return target

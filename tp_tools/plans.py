@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import ast
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tp_utils.conventions import is_export
+from tp_utils.conventions import DEF, is_export
 from tp_tools.cells import _code, setup_slice
 
 
@@ -192,7 +191,6 @@ def plan(solution: str | os.PathLike, tests_dir: str | os.PathLike | None = None
     import nbformat
 
     from tp_tools.grading import cell_roles
-    from tp_utils.notebook import EXPORT_TAG
 
     path = Path(solution)
     nb = nbformat.read(path, as_version=4)
@@ -201,11 +199,10 @@ def plan(solution: str | os.PathLike, tests_dir: str | os.PathLike | None = None
     code_cells = []
     for i, (cell, (role, grade_id, points)) in enumerate(zip(nb.cells, roles)):
         if cell.cell_type == "code":
-            is_export = EXPORT_TAG in cell.get("metadata", {}).get("tags", [])
-            code_cells.append((i, cell.source, is_export))
+            code_cells.append((i, cell.source, is_export(cell)))
         md_points = cell.get("metadata", {}).get("nbgrader", {}).get("points")
         if role == "solution":
-            ex = Exercise(path.stem, grade_id[len("answer-"):], re.findall(r"^def (\w+)\(", cell.source, re.M),
+            ex = Exercise(path.stem, grade_id[len("answer-"):], DEF.findall(cell.source),
                           i, cell.source)
             exercises.append(ex)
             by_name[ex.name] = ex
