@@ -68,20 +68,24 @@ def find_exercise_cell(cells, exercise: Exercise) -> int | None:
     return (tagged or by_def or [None])[-1]
 
 
-def overlay_submission(ns: dict, p: Plan, exercise: Exercise, notebook: str) -> str | None:
-    """Run the student's context cells, then their cell of ``exercise``, in ``ns``.
-    Returns the reason when the exercise cannot be graded (else None)."""
+def submission_cells(notebook: str, exercise: Exercise):
+    """``(cells, target, reason)``: the cells of a submitted notebook and the index of the cell of
+    ``exercise``, or ``(None, None, reason)`` when the exercise cannot be graded."""
     import nbformat
 
     try:
         nb = nbformat.read(notebook, as_version=4)
     except Exception as err:  # noqa: BLE001
-        return f"the notebook cannot be read ({type(err).__name__}: {' '.join(str(err).split())[:150]})"
-    cells = nb.cells
-    target = find_exercise_cell(cells, exercise)
+        return None, None, f"the notebook cannot be read ({type(err).__name__}: {' '.join(str(err).split())[:150]})"
+    target = find_exercise_cell(nb.cells, exercise)
     if target is None:
-        return f"no cell defines {exercise.functions[0]}() (the cell of exercise `{exercise.name}` is missing)"
-    exercise_functions = {f for ex in p.exercises for f in ex.functions}
+        return None, None, f"no cell defines {exercise.functions[0]}() (the cell of exercise `{exercise.name}` is missing)"
+    return nb.cells, target, None
+
+
+def context_cells(cells, target: int):
+    """``(index, cell, tree)`` of the student's context cells: the code cells other than ``target``
+    and the graded ones that parse and are tagged ``export`` or hold only definitions."""
     for i, cell in enumerate(cells):
         if i == target or cell.cell_type != "code":
             continue
@@ -94,6 +98,17 @@ def overlay_submission(ns: dict, p: Plan, exercise: Exercise, notebook: str) -> 
             continue
         if not is_export(cell) and not _definitions_only(tree):
             continue
+        yield i, cell, tree
+
+
+def overlay_submission(ns: dict, p: Plan, exercise: Exercise, notebook: str) -> str | None:
+    """Run the student's context cells, then their cell of ``exercise``, in ``ns``.
+    Returns the reason when the exercise cannot be graded (else None)."""
+    cells, target, reason = submission_cells(notebook, exercise)
+    if reason:
+        return reason
+    exercise_functions = {f for ex in p.exercises for f in ex.functions}
+    for i, cell, tree in context_cells(cells, target):
         tree.body = [s for s in tree.body if not (isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))
                                                    and s.name in exercise_functions)]
         try:
