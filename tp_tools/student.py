@@ -205,6 +205,17 @@ def _regions(source: str) -> list[list[str]]:
     return regions
 
 
+def solution_regions(solutions_dir: Path):
+    """``(notebook path, cell index, region lines)`` of every solution region of the code cells
+    of the notebooks of ``solutions_dir``, in order."""
+    for sol in sorted(Path(solutions_dir).glob("*.ipynb")):
+        nb = nbformat.read(sol, as_version=4)
+        for i, cell in enumerate(nb.cells):
+            if cell.cell_type == "code":
+                for region in _regions(cell.source):
+                    yield sol, i, region
+
+
 MIN_SHARED_LINES = 4  # a region is reported when at least this many of its lines, and half of
                       # them, appear in that order in one module of the package
 
@@ -214,16 +225,11 @@ def shipped_answers(solutions_dir: Path, package_dir: Path) -> list[str]:
     modules = {p.name: _shapes(p.read_text(encoding="utf-8").splitlines())
                for p in sorted(Path(package_dir).glob("*.py"))}
     problems = []
-    for sol in sorted(Path(solutions_dir).glob("*.ipynb")):
-        nb = nbformat.read(sol, as_version=4)
-        for i, cell in enumerate(nb.cells):
-            if cell.cell_type != "code":
-                continue
-            for region in _regions(cell.source):
-                shapes = _shapes(region)
-                for module, package in modules.items():
-                    shared = _common(shapes, package)
-                    if shared >= MIN_SHARED_LINES and shared >= len(shapes) / 2:
-                        problems.append(f"solutions/{sol.name} cell {i}: {shared} of the {len(shapes)} "
-                                        f"lines of a solution region also stand in tp_utils/{module}")
+    for sol, i, region in solution_regions(solutions_dir):
+        shapes = _shapes(region)
+        for module, package in modules.items():
+            shared = _common(shapes, package)
+            if shared >= MIN_SHARED_LINES and shared >= len(shapes) / 2:
+                problems.append(f"solutions/{sol.name} cell {i}: {shared} of the {len(shapes)} "
+                                f"lines of a solution region also stand in tp_utils/{module}")
     return problems
