@@ -6,7 +6,7 @@ solution's exercise cell. Each file also holds hidden tests (pytest) that ``tp g
 the mistakes a self-check cannot see.
 
 Nothing runs a whole notebook. For each notebook, this process runs once the solution's export
-cells and the cells the self-checks need (``tp_tools.grade.build_base``: a dependency slice found
+cells and the cells the self-checks need (``tp_tools.worker.build_base``: a dependency slice found
 with ``ast``); then each mutant runs in a forked child that re-defines the exercise's functions
 with the mutant's code and runs (a) the notebook's self-check cells of that exercise, stopping at
 the first failure, and (b) if they all pass, ``tp grade``'s hidden tests of that exercise (those of
@@ -74,9 +74,9 @@ def _caught(summary: dict) -> tuple[bool, str]:
 
 def run_notebook(nn: str, solution: Path, *, full: bool, all_hidden: bool, jobs: int, timeout: float,
                  echo=print) -> dict:
-    from tp_tools import grade
+    from tp_tools import checking, child as children, plans, worker
 
-    p = grade.plan(solution, ROOT / "tests")
+    p = plans.plan(solution, ROOT / "tests")
     catalogue = CATALOGUE / f"nb{nn}.py"
     report = {"notebook": p.stem, "mutants": 0, "caught_by_checks": 0, "caught_by_grader": 0,
               "slips": [], "escapes": [], "invalid": [], "results": [], "reference_failures": [], "problems": p.problems}
@@ -86,18 +86,18 @@ def run_notebook(nn: str, solution: Path, *, full: bool, all_hidden: bool, jobs:
     for ex in p.exercises:  # the catalogue's hidden tests, and with --all-hidden those of tests/ too
         ex.hidden = [h for h in ex.hidden if all_hidden or Path(h.path).parent == CATALOGUE]
     start = time.monotonic()
-    module = grade.build_base(p)
-    grade.preimport_for_hidden(p)
+    module = worker.build_base(p)
+    worker.preimport_for_hidden(p)
     setup_seconds = time.monotonic() - start
     mutants = load_catalogue(catalogue)
     limits = {"timeout": timeout, "memory_mb": 4096}
 
     # the solution itself must pass every check and hidden test
     t = time.monotonic()
-    targets = [grade.exercise_target(module, p, ex, grade.overlay_source(ex.source, f"solution {ex.name}"))
+    targets = [checking.exercise_target(module, p, ex, checking.overlay_source(ex.source, f"solution {ex.name}"))
                for ex in p.exercises]
-    for ex, child in zip(p.exercises, grade.run_many(targets, jobs=jobs, **limits)):
-        summary = grade.summarize(ex, child, hidden=True, timeout=timeout, memory_mb=4096)
+    for ex, child in zip(p.exercises, children.run_many(targets, jobs=jobs, **limits)):
+        summary = checking.summarize(ex, child, hidden=True, timeout=timeout, memory_mb=4096)
         for it in summary["items"]:
             if it["status"] not in ("pass", "skipped"):
                 report["reference_failures"].append(f"{ex.name} {it['item']}: {it['status']}: {it['reason']}")
@@ -116,14 +116,14 @@ def run_notebook(nn: str, solution: Path, *, full: bool, all_hidden: bool, jobs:
             report["invalid"].append({**m, "reason": "the mutant is the solution"})
             continue
         cases.append((m, ex, source))
-        jobs_a.append(grade.exercise_target(module, p, ex, grade.overlay_source(source), hidden=False,
+        jobs_a.append(checking.exercise_target(module, p, ex, checking.overlay_source(source), hidden=False,
                                             stop_first=True, first=[m["function"]]))
     t = time.monotonic()
-    results_a = grade.run_many(jobs_a, jobs=jobs, **limits)
+    results_a = children.run_many(jobs_a, jobs=jobs, **limits)
     report["checks_seconds"] = round(time.monotonic() - t, 1)
     jobs_b, pending = [], []
     for (m, ex, source), child in zip(cases, results_a):
-        summary = grade.summarize(ex, child, hidden=False, timeout=timeout, memory_mb=4096)
+        summary = checking.summarize(ex, child, hidden=False, timeout=timeout, memory_mb=4096)
         fatal = next((e["fatal"] for e in child.events if "fatal" in e), None)
         if fatal:
             report["invalid"].append({**m, "reason": fatal})
@@ -139,17 +139,17 @@ def run_notebook(nn: str, solution: Path, *, full: bool, all_hidden: bool, jobs:
             pending.append((m, None))
             continue
         pending.append((m, len(jobs_b)))
-        jobs_b.append(grade.exercise_target(module, p, ex, grade.overlay_source(source), checks=False,
+        jobs_b.append(checking.exercise_target(module, p, ex, checking.overlay_source(source), checks=False,
                                             stop_first=not full))
     # (b) the grader's hidden tests
     t = time.monotonic()
-    results_b = grade.run_many(jobs_b, jobs=jobs, **limits) if jobs_b else []
+    results_b = children.run_many(jobs_b, jobs=jobs, **limits) if jobs_b else []
     report["hidden_seconds"] = round(time.monotonic() - t, 1)
     for m, k in pending:
         if k is not None:
             ex = p.exercise(m["exercise"])
-            summary = grade.summarize(ex, results_b[k], hidden=True, timeout=timeout, memory_mb=4096)
-            hidden_items = {"items": [it for it in summary["items"] if it["item"].startswith(grade.HIDDEN_PREFIX)]}
+            summary = checking.summarize(ex, results_b[k], hidden=True, timeout=timeout, memory_mb=4096)
+            hidden_items = {"items": [it for it in summary["items"] if it["item"].startswith(plans.HIDDEN_PREFIX)]}
             caught_hidden, why = _caught(hidden_items)
             m.update(caught_by_hidden=caught_hidden, why_hidden=why,
                      caught_by_grader=m["caught_by_checks"] or caught_hidden,
@@ -191,9 +191,9 @@ def main(argv=None) -> int:
         os.environ.setdefault(var, "1")  # before torch: forked children hang on a parent's thread pool
     os.environ.update(CUDA_VISIBLE_DEVICES="", TQDM_DISABLE="1", MPLBACKEND="Agg")
     os.environ.setdefault("TP_ANSWERS_DIR", str(ROOT / "solutions"))
-    from tp_tools import grade
+    from tp_tools import worker
 
-    grade.prepare_process()
+    worker.prepare_process()
     solutions = {p.name[:2]: p for p in sorted((ROOT / "solutions").glob("[0-9][0-9]_*.ipynb"))}
     wanted = args.notebooks or sorted(solutions)
     reports = {}

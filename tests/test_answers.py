@@ -7,7 +7,9 @@ import pytest
 import torch
 
 import tp_utils as tp
-from tp_utils import answers, student
+from tp_tools import student
+from tp_utils import answers
+from tp_utils.conventions import STUB_MESSAGE
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -106,7 +108,7 @@ def test_hints_for_unfinished_exercises():
     from tp_utils.checks import _hint
 
     def topk_predictions():
-        raise NotImplementedError(student.STUB_MESSAGE)  # the stub `tp generate` writes
+        raise NotImplementedError(STUB_MESSAGE)  # the stub `tp generate` writes
 
     def saliency_map():
         raise NotImplementedError()  # an older stub, or nbgrader's default

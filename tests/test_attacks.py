@@ -15,7 +15,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tp_tools import grade
+from tp_tools import plans
 
 ROOT = Path(__file__).resolve().parents[1]
 NB00 = "00_setup_and_tour.ipynb"
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="th
 
 def secret_lines() -> set:
     """Lines of the solution's exercise regions and of the hidden tests that no public file has."""
-    from tp_utils.student import _regions
+    from tp_tools.student import _regions
 
     nb = nbformat.read(ROOT / "solutions" / NB00, as_version=4)
     lines = {ln.strip() for c in nb.cells if c.cell_type == "code" for r in _regions(c.source) for ln in r}
@@ -59,7 +59,7 @@ def sandbox_processes() -> list[int]:
 def run_catalogue(tmp: Path, unsandboxed: bool = False) -> dict:
     """Grade the catalogue; the points per submission, the reports' text before and after a pause,
     whether the listening socket was reached."""
-    ex = grade.plan(ROOT / "solutions" / NB00, ROOT / "tests").exercises[0]
+    ex = plans.plan(ROOT / "solutions" / NB00, ROOT / "tests").exercises[0]
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(8)

@@ -12,12 +12,16 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tp_tools import grade
-from tp_utils import student
+from tp_tools.cells import cell_names, setup_slice
+from tp_tools.checking import summarize
+from tp_tools.child import ChildResult, run_in_child
+from tp_tools.plans import Check, Exercise, Hidden, hidden_tests, plan
+from tp_tools.submissions import find_submissions, notebook_number
+from tp_utils.conventions import CODE_STUB
 
 ROOT = Path(__file__).resolve().parents[1]
 NB00 = "00_setup_and_tour.ipynb"
-STUB = "\n    ".join(student.CODE_STUB)
+STUB = "\n    ".join(CODE_STUB)
 RIGHT = "with torch.no_grad():\n        return model(x).softmax(dim=1).topk(k, dim=1)"
 TIMEOUT = 45  # seconds per exercise: the endless submission costs this much
 
@@ -75,7 +79,7 @@ def graded(tmp_path_factory):
 
 def test_points_per_student(graded):
     rows, details, _, _ = graded
-    ex = grade.plan(ROOT / "solutions" / NB00, ROOT / "tests").exercises[0]
+    ex = plan(ROOT / "solutions" / NB00, ROOT / "tests").exercises[0]
     full = sum(w for _, w in ex.items())
     assert len(ex.hidden) >= 3  # the tests of tests/test_notebook00.py and of tests/mutations/nb00.py
     column = "00:topk_predictions"
@@ -133,11 +137,11 @@ def test_layouts(tmp_path):
                  "alice/.ipynb_checkpoints/00_setup_and_tour-checkpoint.ipynb"]:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text("{}")
-    found, warnings = grade.find_submissions(tmp_path, known)
+    found, warnings = find_submissions(tmp_path, known)
     assert {s: sorted(per) for s, per in found.items()} == {
         "alice": ["00"], "bob": ["03"], "carol": ["00"], "dan smith": ["03"], "eve": ["00"]}
     assert any("notes.ipynb" in w for w in warnings) and any("no student name" in w for w in warnings)
-    assert grade.notebook_number("bob_2024_03_patches.ipynb", known) == "03"
+    assert notebook_number("bob_2024_03_patches.ipynb", known) == "03"
 
 
 # ------------------------------------------------------------------------------ the children
@@ -152,7 +156,7 @@ def test_child_limits():
         sys.stdout.write("a" * 100_000 + "THE END")
         emit({"n": 1})
 
-    child = grade.run_in_child(chatty, timeout=30, keep=100)
+    child = run_in_child(chatty, timeout=30, keep=100)
     assert _events(child) == [{"n": 1}] and child.output_bytes == 100_007
     assert child.output.startswith("a" * 100) and child.output.endswith("THE END") and len(child.output) < 300
 
@@ -162,10 +166,10 @@ def test_child_limits():
             pass
 
     start = time.monotonic()
-    child = grade.run_in_child(endless, timeout=1)
+    child = run_in_child(endless, timeout=1)
     assert child.end == "timeout" and _events(child) == [{"n": 1}] and time.monotonic() - start < 10
 
-    child = grade.run_in_child(lambda emit: os._exit(5), timeout=30)
+    child = run_in_child(lambda emit: os._exit(5), timeout=30)
     assert (child.end, child.code) == ("exit", 5)
 
     def hog(emit):
@@ -174,7 +178,7 @@ def test_child_limits():
         except MemoryError:
             emit({"n": "memory"})
 
-    child = grade.run_in_child(hog, timeout=30, memory_mb=256)
+    child = run_in_child(hog, timeout=30, memory_mb=256)
     assert _events(child) == [{"n": "memory"}]
 
 
@@ -189,12 +193,12 @@ def test_setup_slice_takes_what_the_checks_read():
              (5, "batch = [p for p in photos]\nfor p in photos:\n    q = p\nmodel.eval()", False),
              (6, "big = train()", False),
              (7, "out = f(model, batch)\nassert out == expected_value", False)]
-    needed, missing = grade.setup_slice(cells, [7])
+    needed, missing = setup_slice(cells, [7])
     assert needed == [1, 2, 5] and missing == {"expected_value"}
 
 
 def test_cell_names():
-    n = grade.cell_names("import numpy as np\nx = np.zeros(3)\nfor i in range(3):\n    x[i] = y\n"
+    n = cell_names("import numpy as np\nx = np.zeros(3)\nfor i in range(3):\n    x[i] = y\n"
                          "def g(a):\n    return a + z\n[w for w in x]\nwith open(f) as h:\n    pass\nx.sort()\n")
     assert n.free == {"y", "z", "f"}
     assert {"np", "x", "i", "g", "h"} <= n.bound and "x" in n.mutated and "np" not in n.mutated
@@ -204,7 +208,7 @@ def test_cell_names():
 
 @pytest.mark.parametrize("solution", sorted((ROOT / "solutions").glob("[0-9][0-9]_*.ipynb")), ids=lambda p: p.name[:2])
 def test_every_exercise_has_a_hidden_test(solution):
-    p = grade.plan(solution, ROOT / "tests")
+    p = plan(solution, ROOT / "tests")
     assert p.exercises
     counts = {ex.name: len(ex.hidden) for ex in p.exercises}
     assert all(n >= 1 for n in counts.values()), counts
@@ -221,18 +225,18 @@ def test_hidden_tests_found_through_module_constants(tmp_path):
         "def test_g(doubled):\n    assert doubled(1)\n\n"
         "def test_h(nb):\n    assert check(nb, 1)\n\n"
         "def test_other(nb):\n    assert nb.other\n")
-    names = {ex: [h.name for h in grade.hidden_tests(tmp_path, "99_x", [ex])] for ex in "fgh"}
+    names = {ex: [h.name for h in hidden_tests(tmp_path, "99_x", [ex])] for ex in "fgh"}
     assert names == {"f": ["test_f"], "g": ["test_g"], "h": ["test_h"]}
 
 
 def test_a_skipped_hidden_test_stays_in_the_maximum():
-    ex = grade.Exercise("99_x", "f", ["f"], 0, "", checks=[grade.Check(1, "check-f-1", 1.0, "")],
-                        hidden=[grade.Hidden("t.py", "test_a")])
+    ex = Exercise("99_x", "f", ["f"], 0, "", checks=[Check(1, "check-f-1", 1.0, "")],
+                  hidden=[Hidden("t.py", "test_a")])
     events = [{"item": "check-f-1", "ok": True, "reason": "", "seconds": 0.1},
               {"node": "t.py::test_a", "item": "hidden:test_a", "outcome": "skipped",
                "reason": "could not import 'captum'", "seconds": 0.0}]
-    child = grade.ChildResult(events, "exit", 0, 1.0, "", 0)
-    r = grade.summarize(ex, child, hidden=True, timeout=10, memory_mb=None)
+    child = ChildResult(events, "exit", 0, 1.0, "", 0)
+    r = summarize(ex, child, hidden=True, timeout=10, memory_mb=None)
     assert (r["points"], r["max"]) == (1.0, 2.0)
     skipped = r["items"][1]
     assert skipped["status"] == "skipped" and "captum" in skipped["reason"]

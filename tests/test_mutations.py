@@ -68,7 +68,7 @@ def test_a_mutant_replaces_the_region_of_its_function_only():
 
 
 def test_every_catalogue_names_real_exercises():
-    from tp_tools.grade import plan
+    from tp_tools.plans import plan
 
     for nn in CATALOGUED:
         p = plan(next((ROOT / "solutions").glob(f"{nn}_*.ipynb")))

@@ -9,8 +9,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tp_utils import grading
-from tp_utils.student import CODE_STUB
+from tp_tools import grading
+from tp_utils.conventions import CODE_STUB
 
 ROOT = Path(__file__).resolve().parents[1]
 NB00 = "00_setup_and_tour.ipynb"

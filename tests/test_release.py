@@ -51,6 +51,7 @@ def test_the_scan_finds_a_planted_answer(out, tmp_path):
 RUNNER = textwrap.dedent('''
     import json, re, sys, traceback
     import nbformat, matplotlib
+    from tp_utils.conventions import strip_magics
     matplotlib.use("Agg")
     nb = nbformat.read(sys.argv[1], as_version=4)
     ns, ran, waiting, failed, unbound = {"__name__": "__main__"}, 0, 0, [], set()
@@ -58,7 +59,7 @@ RUNNER = textwrap.dedent('''
         if cell.cell_type != "code":
             continue
         grade_id = cell.metadata.get("nbgrader", {}).get("grade_id", "")
-        source = "\\n".join(l for l in cell.source.splitlines() if not re.match(r"\\s*[%!]", l))
+        source = strip_magics(cell.source)
         try:
             exec(compile(source, f"cell {i}", "exec"), ns)
             ran += 1

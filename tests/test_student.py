@@ -4,7 +4,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tp_utils import student
+from tp_tools import student
 from tp_utils.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,7 +107,7 @@ def test_check_acts_on_the_checkout_it_is_run_in(tmp_path, monkeypatch, capsys):
 
 
 def test_hidden_tests_are_removed_and_graded_cells_marked():
-    from tp_utils import grading
+    from tp_tools import grading
 
     nb = make_solution()
     nb.cells.insert(1, nbformat.v4.new_code_cell(

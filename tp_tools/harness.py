@@ -10,7 +10,6 @@ into a folder the sandbox cannot see.
 """
 from __future__ import annotations
 
-import ast
 import os
 import signal
 import sys
@@ -18,7 +17,6 @@ import types
 from pathlib import Path
 
 from tp_tools import proxy, sandbox
-from tp_utils.conventions import is_export
 
 UID_BASE = 61000  # the sandboxes' user ids: UID_BASE + the worker's number
 
@@ -123,38 +121,18 @@ class Zygote:
 def student_cells(p, exercise, notebook: str):
     """``(cells, reason)``: the student's cells to run in the sandbox (label, source, tolerant):
     the context cells (export cells, untagged cells of definitions only), then the exercise's cell."""
-    import nbformat
+    from tp_tools.checking import context_cells, submission_cells
 
-    from tp_tools.grade import _code, _definitions_only, find_exercise_cell
-
-    try:
-        nb = nbformat.read(notebook, as_version=4)
-    except Exception as err:  # noqa: BLE001
-        return None, f"the notebook cannot be read ({type(err).__name__}: {' '.join(str(err).split())[:150]})"
-    cells = nb.cells
-    target = find_exercise_cell(cells, exercise)
-    if target is None:
-        return None, f"no cell defines {exercise.functions[0]}() (the cell of exercise `{exercise.name}` is missing)"
-    out = []
-    for i, cell in enumerate(cells):
-        if i == target or cell.cell_type != "code":
-            continue
-        meta = cell.get("metadata", {})
-        if str(meta.get("nbgrader", {}).get("grade_id", "")).startswith(("answer-", "check-")):
-            continue
-        try:
-            tree = ast.parse(_code(cell.source))
-        except SyntaxError:
-            continue
-        if not is_export(cell) and not _definitions_only(tree):
-            continue
-        out.append((f"cell {i}", cell.source, True))
+    cells, target, reason = submission_cells(notebook, exercise)
+    if reason:
+        return None, reason
+    out = [(f"cell {i}", cell.source, True) for i, cell, _ in context_cells(cells, target)]
     out.append((f"cell {target}", cells[target].source, False))
     return out, None
 
 
 def _death(how: dict, timeout: float, memory_mb) -> str:
-    from tp_tools.grade import ChildResult
+    from tp_tools.child import ChildResult
 
     if "signal" in how:
         return ChildResult([], "signal", int(how["signal"]), 0, "", 0).stop_reason(timeout, memory_mb)
@@ -164,7 +142,7 @@ def _death(how: dict, timeout: float, memory_mb) -> str:
 def sandboxed_target(module, p, exercise, notebook: str, zygote: Zygote, *, hidden: bool, timeout: float,
                      memory_mb, door=None):
     """What a trusted child runs for one student and exercise (see the module's docstring)."""
-    from tp_tools import grade
+    from tp_tools import checking
 
     def target(emit) -> None:
         cells, reason = student_cells(p, exercise, notebook)
@@ -209,9 +187,9 @@ def sandboxed_target(module, p, exercise, notebook: str, zygote: Zygote, *, hidd
             if sig is not None:
                 ns[f].__signature__ = sig  # inspect.signature(f) works on the student's function
         try:
-            ok = grade.run_checks(ns, exercise, emit)
+            ok = checking.run_checks(ns, exercise, emit)
             if hidden and exercise.hidden:
-                grade.run_hidden(module, p, exercise, emit)
+                checking.run_hidden(module, p, exercise, emit)
         except (proxy.SandboxDied, proxy.Closed) as err:
             emit({"stopped": str(err)})
             return

@@ -9,7 +9,7 @@ mutation and attack catalogues), ``benchmarks/``, ``scripts/``, the instructor t
 :func:`leaks` scans every text file of a release for every solution region of ``solutions/``: a
 region of four lines or more counts as found when at least four of its lines, and half of them,
 stand in that order in one file (one cell of a notebook) with identifiers, strings and numbers renamed away (the shapes of
-:func:`tp_utils.student.shipped_answers`); a shorter region when all its lines stand, verbatim, in
+:func:`tp_tools.student.shipped_answers`); a shorter region when all its lines stand, verbatim, in
 that order in one file (cell).
 """
 from __future__ import annotations
@@ -104,32 +104,25 @@ def _in_order(needles: list[str], hay: list[str]) -> bool:
 
 def leaks(solutions: Path, release: Path) -> list[str]:
     """Solution regions found in the release's files (see the module's docstring)."""
-    import nbformat
-
-    from tp_utils.student import MIN_SHARED_LINES, _common, _regions, _shapes
+    from tp_tools.student import MIN_SHARED_LINES, _common, _shapes, solution_regions
 
     files = [p for p in sorted(Path(release).rglob("*")) if p.is_file() and p.suffix in TEXT]
     units = {p: _units(p) for p in files}
     shapes = {p: [_shapes(u) for u in us] for p, us in units.items()}
     stripped = {p: [[ln.strip() for ln in u if ln.strip()] for u in us] for p, us in units.items()}
     problems = []
-    for sol in sorted(Path(solutions).glob("*.ipynb")):
-        nb = nbformat.read(sol, as_version=4)
-        for i, cell in enumerate(nb.cells):
-            if cell.cell_type != "code":
-                continue
-            for region in _regions(cell.source):
-                lines = [ln.strip() for ln in region if ln.strip() and not ln.strip().startswith("#")]
-                region_shapes = _shapes(region)
-                for p in files:
-                    if len(region_shapes) >= MIN_SHARED_LINES:
-                        hit = any(shared >= MIN_SHARED_LINES and shared >= len(region_shapes) / 2
-                                  for shared in (_common(region_shapes, u) for u in shapes[p]))
-                    else:
-                        hit = bool(lines) and any(_in_order(lines, u) for u in stripped[p])
-                    if hit:
-                        problems.append(f"{p.relative_to(release)} holds the solution region of "
-                                        f"solutions/{sol.name} cell {i}")
+    for sol, i, region in solution_regions(solutions):
+        lines = [ln.strip() for ln in region if ln.strip() and not ln.strip().startswith("#")]
+        region_shapes = _shapes(region)
+        for p in files:
+            if len(region_shapes) >= MIN_SHARED_LINES:
+                hit = any(shared >= MIN_SHARED_LINES and shared >= len(region_shapes) / 2
+                          for shared in (_common(region_shapes, u) for u in shapes[p]))
+            else:
+                hit = bool(lines) and any(_in_order(lines, u) for u in stripped[p])
+            if hit:
+                problems.append(f"{p.relative_to(release)} holds the solution region of "
+                                f"solutions/{sol.name} cell {i}")
     return problems
 
 

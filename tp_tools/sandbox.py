@@ -37,7 +37,7 @@ NEW_ROOT = "/tmp/tp-sandbox-root"
 
 
 def _compile_cell(source: str, filename: str):
-    from tp_tools.grade import _code, _compile
+    from tp_tools.cells import _code, _compile
 
     return _compile(_code(source), filename)
 
@@ -139,7 +139,7 @@ def _limits(memory_mb, timeout, nproc: int = 64):
         except (ValueError, OSError):
             pass
 
-    from tp_tools.grade import FILE_LIMIT, _vm_bytes as vm_bytes
+    from tp_tools.child import FILE_LIMIT, _vm_bytes as vm_bytes
 
     cap(resource.RLIMIT_CORE, 0)
     cap(resource.RLIMIT_FSIZE, FILE_LIMIT)
@@ -159,7 +159,7 @@ def _job(ctl: socket.socket, ns: dict, names: dict, remote_names: list, msg: dic
     import tempfile
 
     from tp_tools import proxy
-    from tp_tools.grade import _code
+    from tp_tools.cells import _code
 
     ctl.close()
     os.setsid()
@@ -186,7 +186,7 @@ def _job(ctl: socket.socket, ns: dict, names: dict, remote_names: list, msg: dic
         try:
             exec(_compile_cell(source, f"<submission {label}>"), ns)
         except BaseException as err:  # noqa: B036
-            from tp_tools.grade import describe
+            from tp_tools.checking import describe
 
             if tolerant:
                 print(f"[grader] {label} of the submission failed: {describe(err)}")
@@ -221,7 +221,7 @@ def _door(peer):
 
 def zygote(fd: int) -> int:
     from tp_tools import proxy
-    from tp_tools.grade import _code
+    from tp_tools.cells import _code
 
     ctl = socket.socket(fileno=fd)
     msg, _ = proxy._recv(ctl)  # the setup

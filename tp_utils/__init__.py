@@ -25,10 +25,10 @@ _EXPORTS = {
     "plotting": ["overlay_heatmap", "plot_topk", "show_images"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-_SUBMODULES = {"answers", "assets", "checks", "colab", "conventions", "device", "digits", "efficientnet", "grading", "images", "imagenet",
+_SUBMODULES = {"answers", "assets", "checks", "colab", "conventions", "device", "digits", "efficientnet", "images", "imagenet",
                "labels", "models",
                "notebook", "optimize", "patches", "plotting", "regularizers", "sanity",
-               "squeezenet", "student", "style", "transformer_net", "widgets"}
+               "squeezenet", "style", "transformer_net", "widgets"}
 
 __all__ = sorted(_WHERE) + sorted(_SUBMODULES)
 

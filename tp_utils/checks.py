@@ -57,7 +57,7 @@ def check_equal(name: str, actual, want) -> None:
 
 def _hint(etype, value, tb) -> str | None:
     """One sentence for the errors an unfinished notebook raises, or None."""
-    from .conventions import STUB_MESSAGE
+    from .conventions import CODE_STUB, STUB_MESSAGE
 
     if issubclass(etype, NotImplementedError) and str(value) in ("", STUB_MESSAGE):
         frames = []
@@ -67,7 +67,7 @@ def _hint(etype, value, tb) -> str | None:
         stubs = [f.f_code.co_name for f in frames if f.f_code.co_filename.startswith("<ipython-input")
                  or "ipykernel" in f.f_code.co_filename or f.f_code.co_filename.startswith("/tmp/ipykernel")]
         name = stubs[-1] if stubs else (frames[-1].f_code.co_name if frames else "?")
-        return (f"`{name}` is not written yet: write its `# YOUR CODE HERE` part (the exercise that "
+        return (f"`{name}` is not written yet: write its `{CODE_STUB[0]}` part (the exercise that "
                 "asks for it), run its cell, then this one.")
     if issubclass(etype, NameError):
         missing = getattr(value, "name", None) or "this name"

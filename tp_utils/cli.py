@@ -1,8 +1,8 @@
-"""The course command line: ``tp fetch | demo | generate | check | run | figures``."""
+"""The course command line: ``tp fetch | demo`` (students) and ``tp generate | check | run | figures |
+grade | release`` (instructors: parsed here, run by :mod:`tp_tools`, imported only then)."""
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -56,87 +56,9 @@ def cmd_demo(args) -> int:
     return 0
 
 
-def cmd_generate(args) -> int:
-    from .student import generate
-
-    root = _root()
-    for path in generate(root / "solutions", root / "notebooks"):
-        print(f"wrote {path.relative_to(root)}")
-    return 0
-
-
-def cmd_check(args) -> int:
-    from .student import check, shipped_answers
-
-    root = _root()
-    print(f"checking {root / 'notebooks'} against {root / 'solutions'}, and {root / 'tp_utils'}")
-    problems = check(root / "solutions", root / "notebooks")
-    problems += shipped_answers(root / "solutions", root / "tp_utils")
-    for p in problems:
-        print(p)
-    n = len(list((root / "solutions").glob("*.ipynb")))
-    print(f"{n} solution notebooks, {len(problems)} problems")
-    return 1 if problems else 0
-
-
-def _scrub(nb, paths) -> None:
-    """Drop the stderr outputs that name a folder of this machine (a download's log line, say):
-    stored outputs must not depend on the machine (nbval never compares stderr)."""
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            cell.outputs = [o for o in cell.get("outputs", []) if not (
-                o.get("output_type") == "stream" and o.get("name") == "stderr"
-                and any(p in o.get("text", "") for p in paths))]
-
-
-def cmd_run(args) -> int:
-    import nbformat
-    from nbclient import NotebookClient
-
-    os.environ.setdefault("TQDM_DISABLE", "1")  # progress bars are noise in stored outputs
-    root = _root()
-    paths = [Path(p) for p in args.notebooks] or sorted((root / "solutions").glob("*.ipynb"))
-    print(f"running {len(paths)} notebook(s) from {paths[0].parent.resolve() if paths else root / 'solutions'}")
-    failed = 0
-    for path in paths:
-        nb = nbformat.read(path, as_version=4)
-        start = time.perf_counter()
-        try:
-            NotebookClient(nb, timeout=args.timeout, kernel_name="python3", record_timing=False,
-                           resources={"metadata": {"path": str(path.parent)}}).execute()
-            status = "ok"
-        except Exception as err:  # report and go on with the next notebook
-            lines = [ln for ln in str(err).splitlines() if ln.strip()]
-            status, failed = f"FAILED: {type(err).__name__}\n  " + "\n  ".join(lines[-6:]), failed + 1
-        print(f"{path.name:40s} {time.perf_counter() - start:7.1f} s  {status}", flush=True)
-        if args.inplace and status == "ok":
-            _scrub(nb, [str(Path.home()), str(root)])
-            nbformat.write(nb, path)
-    return 1 if failed else 0
-
-
-def cmd_figures(args) -> int:
-    import base64
-
-    import nbformat
-
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    nb = nbformat.read(args.notebook, as_version=4)
-    n = 0
-    for i, cell in enumerate(nb.cells):
-        for j, output in enumerate(cell.get("outputs", [])):
-            png = output.get("data", {}).get("image/png")
-            if png:
-                path = out / f"{Path(args.notebook).stem}_cell{i:02d}_{j}.png"
-                path.write_bytes(base64.b64decode(png))
-                n += 1
-    print(f"{n} figures written to {out}")
-    return 0
-
-
-def _instructor(name: str):
-    """The instructor tooling (tp_tools) with a course checkout, else None after one line that says so."""
+def _instructor(name: str, checkout: bool = True):
+    """The instructor tooling (tp_tools) with a course checkout (when ``checkout``), else None
+    after one line that says so."""
     import importlib
 
     root = _root()
@@ -144,11 +66,27 @@ def _instructor(name: str):
         module = importlib.import_module(f"tp_tools.{name}")
     except ImportError:
         module = None
-    if module is None or not (root / "solutions").is_dir():
+    if module is None or (checkout and not (root / "solutions").is_dir()):
         print("error: this is an instructor command: it needs the course's checkout (solutions/, tests/, "
               "tp_tools/), which this copy does not have", file=sys.stderr)
         return None
     return module
+
+
+def _notebook_command(name: str, checkout: bool = True):
+    """``tp NAME``: tp_tools.commands.cmd_NAME, imported when the command runs."""
+    def run(args) -> int:
+        module = _instructor("commands", checkout)
+        return 2 if module is None else getattr(module, f"cmd_{name}")(args, _root())
+
+    run.__name__ = f"cmd_{name}"
+    return run
+
+
+cmd_generate = _notebook_command("generate")
+cmd_check = _notebook_command("check")
+cmd_run = _notebook_command("run", checkout=False)         # a notebook given by path: no solutions/ needed
+cmd_figures = _notebook_command("figures", checkout=False)
 
 
 def cmd_grade(args) -> int:

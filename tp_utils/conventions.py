@@ -8,6 +8,7 @@
   by :data:`CODE_STUB` / :data:`ANSWER_STUB`.
 - ``### BEGIN HIDDEN TESTS`` / ``### END HIDDEN TESTS``: lines of a check cell students do not see.
 - IPython magics and shell escapes (``%...``, ``!...``) are dropped when a cell runs as plain Python.
+- An exercise is the top-level functions (:data:`DEF`) of its solution cell, named after the first.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ MD_REGION = re.compile(r"^\s*<!-- BEGIN SOLUTION -->\s*$", re.M)
 MD_BEGIN_TEXT = "<!-- BEGIN SOLUTION -->"
 BEGIN = re.compile(r"^(\s*)(### BEGIN SOLUTION|<!-- BEGIN SOLUTION -->)\s*$")
 END = re.compile(r"^\s*(### END SOLUTION|<!-- END SOLUTION -->)\s*$")
+DEF = re.compile(r"^def (\w+)\(", re.M)  # a top-level function of a cell
 BEGIN_HIDDEN = re.compile(r"^\s*### BEGIN HIDDEN TESTS\s*$")
 END_HIDDEN = re.compile(r"^\s*### END HIDDEN TESTS\s*$")
 STUB_MESSAGE = "not written yet: replace these two lines with your code"

@@ -16,17 +16,15 @@ from pathlib import Path
 
 import nbformat
 
-from .conventions import EXPORT_TAG
-from .conventions import MAGIC as _MAGIC
+from .conventions import EXPORT_TAG, is_export, strip_magics
 
 
 def export_cells(nb: nbformat.NotebookNode) -> list[tuple[int, str]]:
     """``(index, source)`` of the code cells tagged ``export``, IPython magics dropped."""
     cells = []
     for i, cell in enumerate(nb.cells):
-        if cell.cell_type == "code" and EXPORT_TAG in cell.get("metadata", {}).get("tags", []):
-            lines = [ln for ln in cell.source.splitlines() if not _MAGIC.match(ln)]
-            cells.append((i, "\n".join(lines)))
+        if cell.cell_type == "code" and is_export(cell):
+            cells.append((i, strip_magics(cell.source)))
     return cells
 
 

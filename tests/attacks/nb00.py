@@ -96,9 +96,9 @@ ATTACKS = [
 
 def build(folder: Path, root: Path, items: list, port: int) -> list[str]:
     """Write the submissions: ``empty``, ``correct`` (the victim) and one per attack; their names."""
-    from tp_utils import student
+    from tp_utils.conventions import CODE_STUB
 
-    stub = "\n    ".join(student.CODE_STUB)
+    stub = "\n    ".join(CODE_STUB)
     base = nbformat.read(root / "notebooks" / "00_setup_and_tour.ipynb", as_version=4)
     names = []
 

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tp_tools.mutants import edit
 from tp_utils.notebook import load_exports
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,19 +61,11 @@ DELETION = """
 """
 
 
-def _edit(base, *pairs):
-    """``base`` with each (old, new) replacement made (each old must be there)."""
-    for old, new in pairs:
-        assert old in base, old
-        base = base.replace(old, new)
-    return base
-
-
 MUTANTS = [
     # ---------------------------------------------------------------- class_gradient, saliency_map
-    ("class_gradient", "gradient of the softmax probability instead of the score", _edit(
+    ("class_gradient", "gradient of the softmax probability instead of the score", edit(
         CLASS_GRADIENT, ("scores = model(x)", "scores = model(x).softmax(dim=1)"))),
-    ("class_gradient", "gradient of the log-probability (cross-entropy) instead of the score", _edit(
+    ("class_gradient", "gradient of the log-probability (cross-entropy) instead of the score", edit(
         CLASS_GRADIENT, ("scores = model(x)", "scores = model(x).log_softmax(dim=1)"))),
     ("class_gradient", "the first image's target for every image", """
         first = int(torch.as_tensor(target).flatten()[0])
@@ -88,9 +81,9 @@ MUTANTS = [
     ("class_gradient", "scores[:, target] with a tensor of targets: every target for every image", """
         model(x)[:, target].sum().backward()
     """),
-    ("class_gradient", "minus the score (a loss to minimize)", _edit(
+    ("class_gradient", "minus the score (a loss to minimize)", edit(
         CLASS_GRADIENT, ("scores.gather(1, target[:, None]).sum()", "(-scores.gather(1, target[:, None])).sum()"))),
-    ("class_gradient", "mean over the batch instead of the sum", _edit(
+    ("class_gradient", "mean over the batch instead of the sum", edit(
         CLASS_GRADIENT, ("scores.gather(1, target[:, None]).sum()", "scores.gather(1, target[:, None]).mean()"))),
     ("saliency_map", "forgotten abs: the largest signed gradient", """
         return grad.amax(dim=1)
@@ -114,22 +107,22 @@ MUTANTS = [
         return grad.norm(dim=1)
     """),
     # ---------------------------------------------------------------- saliency_seeds
-    ("saliency_seeds", "thresholds as fractions of the maximum, not quantiles", _edit(
+    ("saliency_seeds", "thresholds as fractions of the maximum, not quantiles", edit(
         SEEDS, ("np.quantile(saliency, fg)", "fg * saliency.max()"), ("np.quantile(saliency, bg)", "bg * saliency.max()"))),
-    ("saliency_seeds", "foreground and background labels swapped", _edit(
+    ("saliency_seeds", "foreground and background labels swapped", edit(
         SEEDS, ("fg)] = 1", "fg)] = 2"), ("bg)] = 2", "bg)] = 1"))),
-    ("saliency_seeds", "background below the 1 - bg quantile", _edit(
+    ("saliency_seeds", "background below the 1 - bg quantile", edit(
         SEEDS, ("np.quantile(saliency, bg)", "np.quantile(saliency, 1 - bg)"))),
-    ("saliency_seeds", "np.percentile given fractions (0.95 read as 0.95 %)", _edit(
+    ("saliency_seeds", "np.percentile given fractions (0.95 read as 0.95 %)", edit(
         SEEDS, ("np.quantile(saliency, fg)", "np.percentile(saliency, fg)"), ("np.quantile(saliency, bg)", "np.percentile(saliency, bg)"))),
-    ("saliency_seeds", "no background seeds", _edit(
+    ("saliency_seeds", "no background seeds", edit(
         SEEDS, ("    markers[saliency <= np.quantile(saliency, bg)] = 2\n", ""))),
-    ("saliency_seeds", "quantiles per column (axis=0) instead of over the whole map", _edit(
+    ("saliency_seeds", "quantiles per column (axis=0) instead of over the whole map", edit(
         SEEDS, ("np.quantile(saliency, fg)", "np.quantile(saliency, fg, axis=0)"), ("np.quantile(saliency, bg)", "np.quantile(saliency, bg, axis=0)"))),
     # ---------------------------------------------------------------- smoothgrad, integrated_gradients, grad_cam
-    ("smoothgrad", "noise not scaled by sigma (standard normal)", _edit(
+    ("smoothgrad", "noise not scaled by sigma (standard normal)", edit(
         SMOOTHGRAD, (".to(x.device) * sigma", ".to(x.device)"))),
-    ("smoothgrad", "noise scaled by `noise`, not by noise x the image's range", _edit(
+    ("smoothgrad", "noise scaled by `noise`, not by noise x the image's range", edit(
         SMOOTHGRAD, (".to(x.device) * sigma", ".to(x.device) * noise"))),
     ("smoothgrad", "saliency of the mean gradient instead of the mean of the saliency maps", """
         grads = torch.zeros_like(x)
@@ -139,75 +132,75 @@ MUTANTS = [
             grads += class_gradient(model, x + eps, target).sum(dim=0, keepdim=True)
         total += saliency_map(grads)
     """),
-    ("smoothgrad", "the last batch always full (n not a multiple of batch_size)", _edit(
+    ("smoothgrad", "the last batch always full (n not a multiple of batch_size)", edit(
         SMOOTHGRAD, ("b = min(batch_size, n - start)", "b = batch_size"))),
-    ("smoothgrad", "one noise draw shared by the copies of a batch", _edit(
+    ("smoothgrad", "one noise draw shared by the copies of a batch", edit(
         SMOOTHGRAD, ("eps = torch.randn((b,) + tuple(x.shape[1:])", "eps = torch.randn((1,) + tuple(x.shape[1:])"),
         ("class_gradient(model, x + eps, target)", "class_gradient(model, (x + eps).expand(b, -1, -1, -1), target)"))),
-    ("smoothgrad", "noise added to the gradient instead of the image", _edit(
+    ("smoothgrad", "noise added to the gradient instead of the image", edit(
         SMOOTHGRAD, ("saliency_map(class_gradient(model, x + eps, target))",
                      "saliency_map(class_gradient(model, x.expand(b, -1, -1, -1), target) + eps)"))),
-    ("smoothgrad", "mean of each batch's maps added up, instead of their sum", _edit(
+    ("smoothgrad", "mean of each batch's maps added up, instead of their sum", edit(
         SMOOTHGRAD, (".sum(dim=0, keepdim=True)", ".mean(dim=0, keepdim=True)"))),
-    ("smoothgrad", "signed gradient maps averaged (no abs)", _edit(
+    ("smoothgrad", "signed gradient maps averaged (no abs)", edit(
         SMOOTHGRAD, ("saliency_map(class_gradient(model, x + eps, target))", "class_gradient(model, x + eps, target).amax(dim=1)"))),
     ("integrated_gradients", "gradient x input instead of Integrated Gradients", """
         total += class_gradient(model, x, target) * steps
     """),
-    ("integrated_gradients", "left Riemann sum (alphas 0, 1/steps, ...)", _edit(
+    ("integrated_gradients", "left Riemann sum (alphas 0, 1/steps, ...)", edit(
         IG, ("(torch.arange(steps, dtype=x.dtype, device=x.device) + 0.5) / steps",
              "torch.arange(steps, dtype=x.dtype, device=x.device) / steps"))),
-    ("integrated_gradients", "alphas from linspace(0, 1, steps): both ends", _edit(
+    ("integrated_gradients", "alphas from linspace(0, 1, steps): both ends", edit(
         IG, ("(torch.arange(steps, dtype=x.dtype, device=x.device) + 0.5) / steps",
              "torch.linspace(0, 1, steps, dtype=x.dtype, device=x.device)"))),
-    ("integrated_gradients", "(x - baseline) applied inside the sum too", _edit(
+    ("integrated_gradients", "(x - baseline) applied inside the sum too", edit(
         IG, ("total += class_gradient(model, path, target)", "total += (x - baseline) * class_gradient(model, path, target)"))),
-    ("integrated_gradients", "alphas not divided by steps", _edit(
+    ("integrated_gradients", "alphas not divided by steps", edit(
         IG, ("(torch.arange(steps, dtype=x.dtype, device=x.device) + 0.5) / steps",
              "torch.arange(steps, dtype=x.dtype, device=x.device) + 0.5"))),
-    ("integrated_gradients", "path from 0, not from the baseline", _edit(
+    ("integrated_gradients", "path from 0, not from the baseline", edit(
         IG, ("path = baseline + chunk[:, None, None, None] * (x - baseline)",
              "path = chunk[:, None, None, None] * x"))),
-    ("integrated_gradients", "gradients at the baseline only (no path)", _edit(
+    ("integrated_gradients", "gradients at the baseline only (no path)", edit(
         IG, ("path = baseline + chunk[:, None, None, None] * (x - baseline)",
              "path = baseline.expand(len(chunk), -1, -1, -1)"))),
-    ("grad_cam", "no ReLU on the map", _edit(
+    ("grad_cam", "no ReLU on the map", edit(
         GRAD_CAM, ("return F.relu((weights * a).sum(dim=1)).detach()", "return (weights * a).sum(dim=1).detach()"))),
-    ("grad_cam", "channel weights: sum of the gradients, not their mean", _edit(
+    ("grad_cam", "channel weights: sum of the gradients, not their mean", edit(
         GRAD_CAM, ("weights = g.mean(dim=(2, 3), keepdim=True)", "weights = g.sum(dim=(2, 3), keepdim=True)"))),
-    ("grad_cam", "channel weights: maximum of the gradients", _edit(
+    ("grad_cam", "channel weights: maximum of the gradients", edit(
         GRAD_CAM, ("weights = g.mean(dim=(2, 3), keepdim=True)", "weights = g.amax(dim=(2, 3), keepdim=True)"))),
-    ("grad_cam", "gradient x activation summed over channels, no spatial averaging", _edit(
+    ("grad_cam", "gradient x activation summed over channels, no spatial averaging", edit(
         GRAD_CAM, ("weights = g.mean(dim=(2, 3), keepdim=True)", "weights = g"))),
-    ("grad_cam", "gradient of the probability instead of the score", _edit(
+    ("grad_cam", "gradient of the probability instead of the score", edit(
         GRAD_CAM, ("scores.gather(1, target[:, None])", "scores.softmax(dim=1).gather(1, target[:, None])"))),
-    ("grad_cam", "mean over the channels instead of the sum", _edit(
+    ("grad_cam", "mean over the channels instead of the sum", edit(
         GRAD_CAM, ("(weights * a).sum(dim=1)", "(weights * a).mean(dim=1)"))),
-    ("grad_cam", "ReLU on the channel weights instead of on the map", _edit(
+    ("grad_cam", "ReLU on the channel weights instead of on the map", edit(
         GRAD_CAM, ("return F.relu((weights * a).sum(dim=1)).detach()", "return (F.relu(weights) * a).sum(dim=1).detach()"))),
-    ("grad_cam", "channel weights: spatial mean of the activations, not of the gradients", _edit(
+    ("grad_cam", "channel weights: spatial mean of the activations, not of the gradients", edit(
         GRAD_CAM, ("weights = g.mean(dim=(2, 3), keepdim=True)", "weights = a.mean(dim=(2, 3), keepdim=True)"))),
-    ("grad_cam", "absolute value instead of ReLU", _edit(
+    ("grad_cam", "absolute value instead of ReLU", edit(
         GRAD_CAM, ("return F.relu((weights * a).sum(dim=1)).detach()", "return (weights * a).sum(dim=1).abs().detach()"))),
     # ---------------------------------------------------------------- deletion_curve
-    ("deletion_curve", "least important regions first", _edit(
+    ("deletion_curve", "least important regions first", edit(
         DELETION, ("argsort(descending=True)", "argsort()"))),
-    ("deletion_curve", "deleted regions set to 0, not to the baseline", _edit(
+    ("deletion_curve", "deleted regions set to 0, not to the baseline", edit(
         DELETION, ("model(x * keep + baseline * (1 - keep))", "model(x * keep)"))),
-    ("deletion_curve", "regions ranked by their maximum importance, not their mean", _edit(
+    ("deletion_curve", "regions ranked by their maximum importance, not their mean", edit(
         DELETION, ("F.avg_pool2d(importance[None, None], block)", "F.max_pool2d(importance[None, None], block)"))),
-    ("deletion_curve", "scores instead of probabilities", _edit(
+    ("deletion_curve", "scores instead of probabilities", edit(
         DELETION, (".softmax(dim=1)[:, target]", "[:, target]"))),
-    ("deletion_curve", "kept and deleted swapped", _edit(
+    ("deletion_curve", "kept and deleted swapped", edit(
         DELETION, ("x * keep + baseline * (1 - keep)", "x * (1 - keep) + baseline * keep"))),
-    ("deletion_curve", "steps points: the 0 % point missing", _edit(
+    ("deletion_curve", "steps points: the 0 % point missing", edit(
         DELETION, ("counts = torch.linspace(0, order.numel(), steps + 1).round().long()",
                    "counts = torch.linspace(0, order.numel(), steps + 1).round().long()[1:]"),
         ("keep = torch.ones(steps + 1, order.numel()", "keep = torch.ones(steps, order.numel()"),
         ("keep.view(steps + 1, 1, *scores.shape)", "keep.view(steps, 1, *scores.shape)"))),
-    ("deletion_curve", "softmax over the batch of deletion steps (dim=0)", _edit(
+    ("deletion_curve", "softmax over the batch of deletion steps (dim=0)", edit(
         DELETION, (".softmax(dim=1)[:, target]", ".softmax(dim=0)[:, target]"))),
-    ("deletion_curve", "probability of the top-1 class, not of the target", _edit(
+    ("deletion_curve", "probability of the top-1 class, not of the target", edit(
         DELETION, (".softmax(dim=1)[:, target].cpu()", ".softmax(dim=1).amax(dim=1).cpu()"))),
     ("deletion_curve", "pixels ranked one by one (no block averaging)", """
         order = importance.flatten().argsort(descending=True)

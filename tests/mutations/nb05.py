@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from tp_tools.mutants import edit
 from tp_utils.notebook import load_exports
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,11 +38,7 @@ UNIT_GRADIENT = """
 
 
 def _edit(*pairs):
-    base = UNIT_GRADIENT
-    for old, new in pairs:
-        assert old in base, old
-        base = base.replace(old, new)
-    return base
+    return edit(UNIT_GRADIENT, *pairs)
 
 
 MUTANTS = [

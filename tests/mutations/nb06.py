@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tp_tools.mutants import edit
 from tp_utils.notebook import load_exports
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,75 +59,68 @@ PGD = """
 """
 
 
-def _edit(base, *pairs):
-    for old, new in pairs:
-        assert old in base, old
-        base = base.replace(old, new)
-    return base
-
-
 MUTANTS = [
     # ---------------------------------------------------------------- make_fooling_image
-    ("make_fooling_image", "gradient not normalized: x + eta * g", _edit(
+    ("make_fooling_image", "gradient not normalized: x + eta * g", edit(
         FOOL, ("        g = g / g.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)\n", ""))),
-    ("make_fooling_image", "normalized by max |g| (L-infinity) instead of the L2 norm", _edit(
+    ("make_fooling_image", "normalized by max |g| (L-infinity) instead of the L2 norm", edit(
         FOOL, ("g.flatten(1).norm(dim=1)", "g.flatten(1).abs().amax(dim=1)"))),
-    ("make_fooling_image", "one norm for the whole batch", _edit(
+    ("make_fooling_image", "one norm for the whole batch", edit(
         FOOL, ("g = g / g.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)", "g = g / g.norm().clamp_min(1e-12)"))),
-    ("make_fooling_image", "gradient of the softmax probability instead of the score", _edit(
+    ("make_fooling_image", "gradient of the softmax probability instead of the score", edit(
         FOOL, ("scores.gather(1, target[running][:, None]).sum()", "scores.softmax(dim=1).gather(1, target[running][:, None]).sum()"))),
-    ("make_fooling_image", "the attack's sign: it descends the target's score", _edit(
+    ("make_fooling_image", "the attack's sign: it descends the target's score", edit(
         FOOL, ("xr.detach()[going] + eta * g", "xr.detach()[going] - eta * g"))),
-    ("make_fooling_image", "no clamp to the valid pixel range", _edit(
+    ("make_fooling_image", "no clamp to the valid pixel range", edit(
         FOOL, ("tp.clamp_normalized(xr.detach()[going] + eta * g)", "xr.detach()[going] + eta * g"))),
-    ("make_fooling_image", "does not stop once the target is reached", _edit(
+    ("make_fooling_image", "does not stop once the target is reached", edit(
         FOOL, ("going = scores.argmax(dim=1) != target[running]", "going = torch.ones(len(xr), dtype=torch.bool, device=xr.device)"),
         ("if i == max_iter or not going.any():", "if i == max_iter:"))),
-    ("make_fooling_image", "steps counted for the finished images too", _edit(
+    ("make_fooling_image", "steps counted for the finished images too", edit(
         FOOL, ("        running = running[going]\n        x_fool[running]", "        steps[running] += 1\n        running = running[going]\n        x_fool[running]"),
         ("        steps[running] += 1\n", "", ))),
-    ("make_fooling_image", "descends the cross-entropy towards the target instead of ascending its score", _edit(
+    ("make_fooling_image", "descends the cross-entropy towards the target instead of ascending its score", edit(
         FOOL, ("(g,) = torch.autograd.grad(scores.gather(1, target[running][:, None]).sum(), xr)",
                "(g,) = torch.autograd.grad(-F.cross_entropy(scores, target[running], reduction='sum'), xr)"))),
-    ("make_fooling_image", "one step too many: max_iter + 1 updates", _edit(
+    ("make_fooling_image", "one step too many: max_iter + 1 updates", edit(
         FOOL, ("for i in range(max_iter + 1):", "for i in range(max_iter + 2):"), ("if i == max_iter or", "if i == max_iter + 1 or"))),
     # ---------------------------------------------------------------- project_linf, fgsm, pgd
-    ("project_linf", "eps not divided by std: normalized units taken for pixels", _edit(
+    ("project_linf", "eps not divided by std: normalized units taken for pixels", edit(
         PROJECT, ("torch.min(x_adv - x, eps / std), -eps / std)", "torch.min(x_adv - x, torch.full_like(std, eps)), -torch.full_like(std, eps))"))),
-    ("project_linf", "no clip to the valid range", _edit(
+    ("project_linf", "no clip to the valid range", edit(
         PROJECT, ("return torch.max(torch.min(x + delta, (1 - mean) / std), -mean / std)", "return x + delta"))),
-    ("project_linf", "eps multiplied by std instead of divided", _edit(
+    ("project_linf", "eps multiplied by std instead of divided", edit(
         PROJECT, ("eps / std), -eps / std)", "eps * std), -eps * std)"))),
-    ("project_linf", "valid range [0, 1] applied to the normalized values", _edit(
+    ("project_linf", "valid range [0, 1] applied to the normalized values", edit(
         PROJECT, ("return torch.max(torch.min(x + delta, (1 - mean) / std), -mean / std)", "return (x + delta).clamp(0, 1)"))),
     ("project_linf", "L2 ball instead of the L-infinity box", """
         d = (x_adv - x) * std
         scale = (eps / d.flatten(1).norm(dim=1).clamp_min(1e-12)).clamp(max=1.0).view(-1, 1, 1, 1)
         return torch.max(torch.min(x + d * scale / std, (1 - mean) / std), -mean / std)
     """),
-    ("fgsm", "targeted attack with the untargeted sign", _edit(
+    ("fgsm", "targeted attack with the untargeted sign", edit(
         FGSM, ("sign = -1.0 if targeted else 1.0", "sign = 1.0"))),
-    ("fgsm", "the gradient itself instead of its sign", _edit(
+    ("fgsm", "the gradient itself instead of its sign", edit(
         FGSM, ("g.sign()", "g"))),
-    ("fgsm", "step eps not divided by std", _edit(
+    ("fgsm", "step eps not divided by std", edit(
         FGSM, ("sign * eps / std * g.sign()", "sign * eps * g.sign()"))),
-    ("fgsm", "no projection: the step may leave [0, 1]", _edit(
+    ("fgsm", "no projection: the step may leave [0, 1]", edit(
         FGSM, ("return project_linf(x + sign * eps / std * g.sign(), x, eps, norm)", "return (x + sign * eps / std * g.sign()).detach()"))),
-    ("fgsm", "mean cross-entropy: fine for the sign, but the wrong class's loss (argmax, not y)", _edit(
+    ("fgsm", "mean cross-entropy: fine for the sign, but the wrong class's loss (argmax, not y)", edit(
         FGSM, ('loss = F.cross_entropy(model(xg), y, reduction="sum")',
                'out = model(xg)\n    loss = F.cross_entropy(out, out.argmax(dim=1), reduction="sum")'))),
-    ("pgd", "no projection onto the eps-ball, only the valid range", _edit(
+    ("pgd", "no projection onto the eps-ball, only the valid range", edit(
         PGD, ("stepped = project_linf(xr.detach() + sign * alpha / std * g.sign(), x[running], eps, norm)",
               "stepped = project_linf(xr.detach() + sign * alpha / std * g.sign(), x[running], 1.0, norm)"))),
-    ("pgd", "projection around the current iterate instead of the original image", _edit(
+    ("pgd", "projection around the current iterate instead of the original image", edit(
         PGD, ("g.sign(), x[running], eps, norm)", "g.sign(), xr.detach(), eps, norm)"))),
-    ("pgd", "early_stop ignored", _edit(
+    ("pgd", "early_stop ignored", edit(
         PGD, ("        if early_stop:\n", "        if False:\n"))),
-    ("pgd", "targeted attack with the untargeted sign", _edit(
+    ("pgd", "targeted attack with the untargeted sign", edit(
         PGD, ("sign = -1.0 if targeted else 1.0", "sign = 1.0"))),
-    ("pgd", "early stop test inverted for targeted attacks", _edit(
+    ("pgd", "early stop test inverted for targeted attacks", edit(
         PGD, ("going = ~on_y if targeted else on_y", "going = on_y if targeted else ~on_y"))),
-    ("pgd", "step alpha not divided by std", _edit(
+    ("pgd", "step alpha not divided by std", edit(
         PGD, ("sign * alpha / std * g.sign()", "sign * alpha * g.sign()"))),
 ]
 

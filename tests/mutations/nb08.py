@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tp_tools.mutants import edit
 from tp_utils.notebook import load_exports
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,13 +22,6 @@ DEEPDREAM = """
         detail = dreamed - base
     return dreamed
 """
-
-
-def _edit(base, *pairs):
-    for old, new in pairs:
-        assert old in base, old
-        base = base.replace(old, new)
-    return base
 
 
 MUTANTS = [
@@ -82,16 +76,16 @@ MUTANTS = [
     ("octave_sizes", "scale * k instead of scale ** k", """
         return [(round(height / max(1.0, scale * k)), round(width / max(1.0, scale * k))) for k in range(n_octaves - 1, -1, -1)]
     """),
-    ("deepdream", "each octave from the photo alone: the detail is not carried over", _edit(
+    ("deepdream", "each octave from the photo alone: the detail is not carried over", edit(
         DEEPDREAM, ("start = base if detail is None else base + resize(detail, size)", "start = base"))),
-    ("deepdream", "detail measured against the octave's start, not the photo", _edit(
+    ("deepdream", "detail measured against the octave's start, not the photo", edit(
         DEEPDREAM, ("detail = dreamed - base", "detail = dreamed - start"))),
-    ("deepdream", "largest octave first", _edit(
+    ("deepdream", "largest octave first", edit(
         DEEPDREAM, ("for size in octave_sizes(*x.shape[-2:], n_octaves, scale):",
                     "for size in octave_sizes(*x.shape[-2:], n_octaves, scale)[::-1]:"))),
-    ("deepdream", "returns the detail instead of the dreamed image", _edit(
+    ("deepdream", "returns the detail instead of the dreamed image", edit(
         DEEPDREAM, ("    return dreamed", "    return detail"))),
-    ("deepdream", "the previous dreamed image upscaled instead of its detail", _edit(
+    ("deepdream", "the previous dreamed image upscaled instead of its detail", edit(
         DEEPDREAM, ("start = base if detail is None else base + resize(detail, size)",
                     "start = base if detail is None else resize(detail + previous, size)"),
         ("        detail = dreamed - base", "        detail, previous = dreamed - base, base"))),

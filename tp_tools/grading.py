@@ -22,11 +22,11 @@ import re
 import nbformat
 
 SCHEMA_VERSION = 3
-from .conventions import CODE_REGION as _CODE_REGION
-from .conventions import MD_REGION as _MD_REGION
+from tp_utils.conventions import CODE_REGION as _CODE_REGION
+from tp_utils.conventions import DEF as _DEF
+from tp_utils.conventions import MD_REGION as _MD_REGION
 _CHECK = re.compile(r"\btp\.checks\.check_\w+\(")
 _ASSERT = re.compile(r"^\s*assert\b", re.M)
-_DEF = re.compile(r"^def (\w+)\(", re.M)
 
 
 def cell_roles(nb: nbformat.NotebookNode) -> list[tuple[str | None, str | None, int]]:

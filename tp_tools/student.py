@@ -13,11 +13,11 @@ from pathlib import Path
 
 import nbformat
 
-from .conventions import ANSWER_STUB, CODE_STUB, STUB_MESSAGE  # noqa: F401 - re-exported
-from .conventions import BEGIN as _BEGIN
-from .conventions import BEGIN_HIDDEN as _BEGIN_HIDDEN
-from .conventions import END as _END
-from .conventions import END_HIDDEN as _END_HIDDEN
+from tp_utils.conventions import ANSWER_STUB, CODE_STUB, STUB_MESSAGE  # noqa: F401 - re-exported
+from tp_utils.conventions import BEGIN as _BEGIN
+from tp_utils.conventions import BEGIN_HIDDEN as _BEGIN_HIDDEN
+from tp_utils.conventions import END as _END
+from tp_utils.conventions import END_HIDDEN as _END_HIDDEN
 MIN_SECRET_CHARS = 8  # shorter solution lines ("return x") are too common to count as leaks
 
 
@@ -103,8 +103,8 @@ def student_text(solution: nbformat.NotebookNode, name: str) -> str:
 
 def generate(solutions_dir: Path, notebooks_dir: Path) -> list[Path]:
     """Write ``notebooks_dir/NAME.ipynb`` for every ``solutions_dir/NAME.ipynb``, after bringing
-    the solution's nbgrader metadata up to date (see :mod:`tp_utils.grading`)."""
-    from .grading import annotate
+    the solution's nbgrader metadata up to date (see :mod:`tp_tools.grading`)."""
+    from tp_tools.grading import annotate
 
     Path(notebooks_dir).mkdir(parents=True, exist_ok=True)
     written = []
@@ -122,7 +122,7 @@ def generate(solutions_dir: Path, notebooks_dir: Path) -> list[Path]:
 def check(solutions_dir: Path, notebooks_dir: Path) -> list[str]:
     """Problems found: student notebooks missing, stale, with outputs, or leaking solutions;
     solutions whose nbgrader metadata is stale."""
-    from .grading import metadata_problems
+    from tp_tools.grading import metadata_problems
 
     problems = []
     solutions = {p.name: p for p in Path(solutions_dir).glob("*.ipynb")}
@@ -205,6 +205,17 @@ def _regions(source: str) -> list[list[str]]:
     return regions
 
 
+def solution_regions(solutions_dir: Path):
+    """``(notebook path, cell index, region lines)`` of every solution region of the code cells
+    of the notebooks of ``solutions_dir``, in order."""
+    for sol in sorted(Path(solutions_dir).glob("*.ipynb")):
+        nb = nbformat.read(sol, as_version=4)
+        for i, cell in enumerate(nb.cells):
+            if cell.cell_type == "code":
+                for region in _regions(cell.source):
+                    yield sol, i, region
+
+
 MIN_SHARED_LINES = 4  # a region is reported when at least this many of its lines, and half of
                       # them, appear in that order in one module of the package
 
@@ -214,16 +225,11 @@ def shipped_answers(solutions_dir: Path, package_dir: Path) -> list[str]:
     modules = {p.name: _shapes(p.read_text(encoding="utf-8").splitlines())
                for p in sorted(Path(package_dir).glob("*.py"))}
     problems = []
-    for sol in sorted(Path(solutions_dir).glob("*.ipynb")):
-        nb = nbformat.read(sol, as_version=4)
-        for i, cell in enumerate(nb.cells):
-            if cell.cell_type != "code":
-                continue
-            for region in _regions(cell.source):
-                shapes = _shapes(region)
-                for module, package in modules.items():
-                    shared = _common(shapes, package)
-                    if shared >= MIN_SHARED_LINES and shared >= len(shapes) / 2:
-                        problems.append(f"solutions/{sol.name} cell {i}: {shared} of the {len(shapes)} "
-                                        f"lines of a solution region also stand in tp_utils/{module}")
+    for sol, i, region in solution_regions(solutions_dir):
+        shapes = _shapes(region)
+        for module, package in modules.items():
+            shared = _common(shapes, package)
+            if shared >= MIN_SHARED_LINES and shared >= len(shapes) / 2:
+                problems.append(f"solutions/{sol.name} cell {i}: {shared} of the {len(shapes)} "
+                                f"lines of a solution region also stand in tp_utils/{module}")
     return problems
