@@ -24,7 +24,7 @@ NOTEBOOKS = sorted(p.name[:2] for p in (ROOT / "solutions").glob("[0-9][0-9]_*.i
 CATALOGUED = [nn for nn in NOTEBOOKS if (ROOT / "tests" / "mutations" / f"nb{nn}.py").exists()]
 
 # mutants the self-checks caught when measured: raise these when the checks improve, never lower them
-CAUGHT_BY_CHECKS = {"00": 15, "01": 25, "02": 14, "03": 31, "04": 54, "05": 13, "06": 25, "07": 9, "08": 22, "09": 17, "10": 11, "11": 10, "12": 6}
+CAUGHT_BY_CHECKS = {"00": 15, "01": 25, "02": 14, "03": 31, "04": 54, "05": 13, "06": 26, "07": 10, "08": 22, "09": 17, "10": 11, "11": 10, "12": 6}
 
 
 @pytest.fixture(scope="module")

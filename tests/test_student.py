@@ -1,4 +1,6 @@
 """The student-notebook generator and the sync / output / leak check."""
+import json
+import textwrap
 from pathlib import Path
 
 import nbformat
@@ -130,4 +132,10 @@ def test_nbgrader_config_writes_the_same_stub():
 
     namespace = {"get_config": Config}
     exec((Path(__file__).resolve().parents[1] / "nbgrader_config.py").read_text(), namespace)
-    assert namespace["c"].ClearSolutions.code_stub["python"] == "\n".join(student.CODE_STUB)
+    stub = namespace["c"].ClearSolutions.code_stub["python"]
+    assert stub == "\n".join(student.CODE_STUB)
+    # and that stub is what the released notebooks hold, and it stops a student who runs it unchanged
+    released = (Path(__file__).resolve().parents[1] / "notebooks" / "00_setup_and_tour.ipynb").read_text()
+    assert json.dumps(student.CODE_STUB[-1])[1:-1] in released
+    with pytest.raises(NotImplementedError):
+        exec("def f():\n" + textwrap.indent(stub, "    ") + "\nf()", {})

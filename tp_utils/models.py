@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import difflib
 import io
+import os
+import tempfile
 from contextlib import ExitStack, contextmanager, redirect_stderr, redirect_stdout
 from functools import partial
 from pathlib import Path
@@ -41,9 +43,12 @@ def _squeezenet_deep_compression() -> nn.Module:
         state = state_dict_from_file(Path(path).read_bytes())
         buffer = io.BytesIO()
         torch.save(state, buffer)
-        tmp = cached.with_suffix(".tmp")
-        tmp.write_bytes(buffer.getvalue())
-        tmp.replace(cached)
+        # a temporary name of this process's own: two processes filling the cache at once (parallel
+        # grading workers) must not write into the same file
+        fd, tmp = tempfile.mkstemp(dir=cached.parent, prefix=cached.name, suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            f.write(buffer.getvalue())
+        os.replace(tmp, cached)
     model = torchvision.models.squeezenet1_0(weights=None)
     model.load_state_dict(state)
     return model
